@@ -1,0 +1,11 @@
+"""Agents: one module per algorithm, each composing the shared modules.
+
+``AGENTS`` maps an ``--agent`` name to its :class:`~rljax.agents.common.Agent` record.
+"""
+
+from rljax.agents import a2c
+from rljax.agents.common import Agent, ConfigError
+
+AGENTS: dict[str, Agent] = {m.AGENT.name: m.AGENT for m in (a2c,)}
+
+__all__ = ["AGENTS", "Agent", "ConfigError", "a2c"]

@@ -1,0 +1,287 @@
+"""Advantage actor-critic (A2C), in two return modes.
+
+* ``monte_carlo``: the Keras "Actor Critic Method" tutorial. Each update plays one episode per
+  environment (a fixed-length masked scan up to the time limit), standardises its Monte-Carlo
+  returns over the episode's steps, and minimises −Σ log π(a|s)·sg(G − V) + Σ Huber(G − V)
+  on a shared 128-unit trunk with Adam (lr 0.01), γ = 0.99 (``--preset keras``).
+* ``gae``: n-step A2C (Mnih et al. 2016, https://arxiv.org/abs/1602.01783) with
+  truncation-correct GAE, value and entropy coefficients and gradient clipping.
+
+In both modes an episode cut by the time limit bootstraps from the value of its final
+observation. In ``monte_carlo`` mode the critic fits the episode-standardised return G̃, whose
+scale changes every episode, so its value of the final observation is mapped back to return
+units with the episode's Monte-Carlo statistics: b = mean(G) + std(G)·V(s_final).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rljax import envs, losses, networks, returns
+from rljax.agents import common
+from rljax.rollout import first_episode_mask, rollout
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # The Keras tutorial's hyperparameters (seeds 000/001).
+    "keras": dict(
+        mode="monte_carlo",
+        num_envs=1,
+        hidden_size=128,
+        num_layers=1,
+        activation="relu",
+        shared_trunk=True,
+        value_loss="huber",
+        reduction="sum",
+        lr=0.01,
+        gamma=0.99,
+        vf_coef=1.0,
+        ent_coef=0.0,
+        max_grad_norm=0.0,
+        adam_eps=1e-7,
+        anneal_lr=False,
+        total_steps=500_000,
+    ),
+}
+PRESETS["monte_carlo"] = PRESETS["keras"]
+
+
+@struct.dataclass
+class A2CConfig:
+    """A2C hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
+
+    # Loop and shape (static).
+    mode: str = struct.field(pytree_node=False, default="gae")  # "gae" or "monte_carlo"
+    total_steps: int = struct.field(pytree_node=False, default=500_000)  # env steps per seed
+    num_envs: int = struct.field(pytree_node=False, default=8)
+    num_steps: int = struct.field(pytree_node=False, default=8)  # rollout length (gae mode)
+    hidden_size: int = struct.field(pytree_node=False, default=64)
+    num_layers: int = struct.field(pytree_node=False, default=2)
+    activation: str = struct.field(pytree_node=False, default="tanh")
+    shared_trunk: bool = struct.field(pytree_node=False, default=False)
+    value_loss: str = struct.field(pytree_node=False, default="l2")  # "l2" or "huber"
+    reduction: str = struct.field(pytree_node=False, default="mean")  # "mean" or "sum"
+    normalize_advantages: bool = struct.field(pytree_node=False, default=True)
+    anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
+    # Float hyperparameters (leaves).
+    lr: float = 1e-3
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    max_grad_norm: float = 0.5  # <= 0 turns clipping off
+    adam_eps: float = 1e-5
+
+    def validate(self, spec: envs.EnvSpec) -> None:
+        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
+        common.require_discrete(spec, "a2c")
+        common.check_choice("mode", self.mode, ("gae", "monte_carlo"))
+        for name in ("num_envs", "num_steps", "hidden_size", "num_layers"):
+            common.check_positive_int(name, getattr(self, name))
+        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
+        common.check_choice("value_loss", self.value_loss, ("l2", "huber"))
+        common.check_choice("reduction", self.reduction, ("mean", "sum"))
+        common.check_common(self.lr, self.gamma)
+        common.check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
+        common.check_float("vf_coef", self.vf_coef, 0.0)
+        common.check_float("ent_coef", self.ent_coef, 0.0)
+        common.check_float("max_grad_norm", self.max_grad_norm, -math.inf)
+        common.check_float("adam_eps", self.adam_eps, 0.0, low_open=True)
+        common.num_updates(self.total_steps, self.steps_per_update(spec))
+
+    def steps_per_update(self, spec: envs.EnvSpec) -> int:
+        """Env steps simulated per update (per seed)."""
+        per_env = spec.max_steps if self.mode == "monte_carlo" else self.num_steps
+        return self.num_envs * per_env
+
+
+class A2CState(NamedTuple):
+    params: Params
+    opt_state: optax.OptState
+    env_state: envs.VecEnvState
+    obs: Array  # shape=(num_envs, *obs_shape)
+    window: EpisodeWindow
+    key: PRNGKey
+    update: Array  # shape=(), dtype=int32
+    env_steps: Array  # shape=(), dtype=int32
+
+
+def _network(config: A2CConfig, spec: envs.EnvSpec):
+    """``apply(params, obs) -> (logits, value)`` and ``init(key, obs)``."""
+    sizes = (config.hidden_size,) * config.num_layers
+    if config.shared_trunk:
+        net = networks.SharedActorCritic(spec.num_actions, sizes, config.activation)
+        return net.apply, net.init
+    actor = networks.CategoricalPolicy(spec.num_actions, sizes, config.activation)
+    critic = networks.ValueCritic(sizes, config.activation)
+
+    def apply(params, obs):
+        return actor.apply(params["actor"], obs), critic.apply(params["critic"], obs)
+
+    def init(key, obs):
+        k1, k2 = jax.random.split(key)
+        return {"actor": actor.init(k1, obs), "critic": critic.init(k2, obs)}
+
+    return apply, init
+
+
+def _optimizer(config: A2CConfig, spec: envs.EnvSpec) -> optax.GradientTransformation:
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    return common.adam(
+        config.lr, config.max_grad_norm, config.adam_eps, n if config.anneal_lr else None
+    )
+
+
+def init(key: PRNGKey, config: A2CConfig, env: Any, env_params: Any) -> A2CState:
+    """Fresh parameters, optimiser state and environments for one run."""
+    spec = envs.spec(env, env_params)
+    key, net_key, env_key = jax.random.split(key, 3)
+    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
+    _, net_init = _network(config, spec)
+    params = net_init(net_key, obs[0])
+    return A2CState(
+        params=params,
+        opt_state=_optimizer(config, spec).init(params),
+        env_state=env_state,
+        obs=obs,
+        window=envs.episode_window_init(),
+        key=key,
+        update=jnp.zeros((), jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+    )
+
+
+def make_act(config: A2CConfig, env: Any, env_params: Any):
+    """``act(key, params, obs[N], greedy) -> action[N]``: mode if greedy, else a sample."""
+    apply, _ = _network(config, envs.spec(env, env_params))
+
+    def act(key, params, obs, greedy: bool):
+        logits, _ = apply(params, obs)
+        return jnp.argmax(logits, -1) if greedy else networks.categorical(logits).sample(seed=key)
+
+    return act
+
+
+def _mc_returns(config: A2CConfig, traj, v_next: Array, mask: Array) -> Array:
+    """Episode-standardised Monte-Carlo returns [T, N], bootstrapped at truncation."""
+    discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
+    col = lambda f: jax.vmap(f, in_axes=1, out_axes=1)
+    g_mc = col(returns.discounted_returns)(traj.reward, discount, jnp.zeros_like(v_next), traj.done)
+    m = mask.astype(jnp.float32)
+    n = jnp.maximum(m.sum(0), 1.0)
+    mean = (g_mc * m).sum(0) / n
+    std = jnp.sqrt((jnp.square(g_mc - mean) * m).sum(0) / n)
+    bootstrap = mean + std * v_next  # the critic's value, in this episode's return units
+    g = col(returns.discounted_returns)(traj.reward, discount, bootstrap, traj.done)
+    return col(returns.standardize)(g, mask)
+
+
+def update_step(
+    state: A2CState, config: A2CConfig, env: Any, env_params: Any
+) -> tuple[A2CState, dict[str, Array]]:
+    """Collect one batch of experience and take one gradient step."""
+    spec = envs.spec(env, env_params)
+    apply, _ = _network(config, spec)
+
+    def policy(key, params, obs):
+        logits, _ = apply(params, obs)
+        return networks.categorical(logits).sample_and_log_prob(seed=key)
+
+    key, reset_key, roll_key = jax.random.split(state.key, 3)
+    monte_carlo = config.mode == "monte_carlo"
+    if monte_carlo:  # a fresh episode per env, played to its end (at most max_steps)
+        env_state, obs = envs.reset(reset_key, env, env_params, config.num_envs)
+        _, _, traj = rollout(
+            roll_key, policy, state.params, env, env_params, env_state, obs, spec.max_steps
+        )
+        mask = first_episode_mask(traj.done)
+        traj = traj._replace(terminated=traj.terminated & mask, truncated=traj.truncated & mask)
+        env_state, obs = state.env_state, state.obs
+    else:
+        env_state, obs, traj = rollout(
+            roll_key,
+            policy,
+            state.params,
+            env,
+            env_params,
+            state.env_state,
+            state.obs,
+            config.num_steps,
+        )
+        mask = jnp.ones_like(traj.reward, dtype=bool)
+
+    def loss_fn(params):
+        logits, v = apply(params, traj.obs)
+        _, v_next = apply(params, traj.next_obs)
+        v_next = jax.lax.stop_gradient(v_next)
+        dist = networks.categorical(logits)
+        logp = dist.log_prob(traj.action)
+        if monte_carlo:
+            target = _mc_returns(config, traj, v_next, mask)
+            adv = target - v
+        else:
+            discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
+            adv = jax.vmap(returns.gae_advantages, in_axes=(1, 1, 1, 1, 1, None), out_axes=1)(
+                traj.reward,
+                discount,
+                jax.lax.stop_gradient(v),
+                v_next,
+                traj.done,
+                config.gae_lambda,
+            )
+            target = adv + jax.lax.stop_gradient(v)
+            if config.normalize_advantages:
+                adv = returns.standardize(adv)
+        red = config.reduction
+        actor = losses.policy_gradient_loss(logp, adv, mask, red)
+        critic = losses.value_loss(v, target, mask, config.value_loss, red)
+        entropy = losses.entropy_loss(dist.entropy(), mask, red)
+        total = actor + config.vf_coef * critic + config.ent_coef * entropy
+        return total, {"actor_loss": actor, "critic_loss": critic, "entropy": -entropy}
+
+    grads, loss_info = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = _optimizer(config, spec).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
+    metrics = {**metrics, **loss_info, "grad_norm": optax.global_norm(grads)}
+    new_state = A2CState(
+        params=params,
+        opt_state=opt_state,
+        env_state=env_state,
+        obs=obs,
+        window=window,
+        key=key,
+        update=state.update + 1,
+        env_steps=state.env_steps + config.steps_per_update(spec),
+    )
+    return new_state, metrics
+
+
+def make_train(config: A2CConfig, env: Any, env_params: Any):
+    """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
+    spec = envs.spec(env, env_params)
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    return common.scan_train(
+        lambda key: init(key, config, env, env_params),
+        lambda s: update_step(s, config, env, env_params),
+        n,
+    )
+
+
+AGENT = common.Agent(
+    name="a2c",
+    config=A2CConfig,
+    presets=PRESETS,
+    init=init,
+    update_step=update_step,
+    make_train=make_train,
+    make_act=make_act,
+    policy_params=lambda state: state.params,
+)

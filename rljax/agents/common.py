@@ -1,0 +1,156 @@
+"""Pieces every agent shares: config checks, optimisers, episode metrics, the train scan."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rljax import envs
+from rljax.types import Array, EpisodeWindow, Transition
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range. The message names the CLI flag."""
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_positive_int(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{flag(name)} must be an integer >= 1, got {value!r}")
+
+
+def check_float(
+    name: str,
+    value: float,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Finite and within [low, high] (open ends where asked)."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high
+        )
+    if not ok:
+        lo = ("(" if low_open else "[") + (str(low) if math.isfinite(low) else "-inf")
+        hi = (str(high) if math.isfinite(high) else "inf") + (")" if high_open else "]")
+        raise ConfigError(f"{flag(name)} must be finite and in {lo}, {hi}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{flag(name)} must be one of {', '.join(map(str, choices))}, got {value!r}"
+        )
+
+
+def check_common(lr: float, gamma: float) -> None:
+    check_float("lr", lr, 0.0, math.inf, low_open=True)
+    check_float("gamma", gamma, 0.0, 1.0)
+
+
+def num_updates(total_steps: int, steps_per_update: int) -> int:
+    """Updates that fit in a per-seed budget; rejects a budget too small for one."""
+    check_positive_int("total_steps", total_steps)
+    if total_steps < steps_per_update:
+        raise ConfigError(
+            f"--total-steps {total_steps} is too small for one update "
+            f"(one update takes {steps_per_update} env steps)"
+        )
+    return total_steps // steps_per_update
+
+
+def require_discrete(spec: envs.EnvSpec, agent: str) -> None:
+    if not spec.discrete:
+        raise ConfigError(
+            f"--agent {agent} needs a discrete action space; {spec.name} has continuous actions"
+        )
+
+
+def require_continuous(spec: envs.EnvSpec, agent: str) -> None:
+    if spec.discrete:
+        raise ConfigError(
+            f"--agent {agent} needs a continuous action space; {spec.name} has discrete actions"
+        )
+
+
+def adam(
+    lr: Array | float,
+    max_grad_norm: Array | float,
+    eps: Array | float = 1e-8,
+    anneal_steps: int | None = None,
+) -> optax.GradientTransformation:
+    """Adam with optional global-norm clipping (``max_grad_norm`` <= 0 turns it off).
+
+    With ``anneal_steps`` the learning rate decays linearly from ``lr`` to 0 over that many
+    optimiser steps.
+    """
+    clip = optax.clip_by_global_norm(jnp.where(max_grad_norm > 0, max_grad_norm, jnp.inf))
+    if anneal_steps is not None:
+        lr = optax.linear_schedule(lr, 0.0, anneal_steps)
+    return optax.chain(clip, optax.adam(lr, eps=eps))
+
+
+def episode_metrics(
+    window: EpisodeWindow, traj: Transition, threshold: float | None
+) -> tuple[EpisodeWindow, dict[str, Array]]:
+    """Update the solved window with a trajectory's completed episodes; return their metrics.
+
+    ``traj`` has leading axes [T, N]; episodes are appended in the order they ended.
+    """
+    done = traj.done
+    window = envs.episode_window_update(window, traj.episode_return, done, threshold)
+    metrics = {
+        "episode_return_sum": jnp.sum(jnp.where(done, traj.episode_return, 0.0)),
+        "episode_count": jnp.sum(done).astype(jnp.int32),
+    }
+    return window, metrics
+
+
+def scan_train(
+    init: Callable[[Array], Any], update: Callable[[Any], tuple[Any, Any]], num_updates: int
+) -> Callable[[Array], tuple[Any, Any]]:
+    """``train(key) -> (final_state, metrics[num_updates])``: a ``lax.scan`` of ``update``."""
+
+    def train(key):
+        state = init(key)
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_updates)
+
+    return train
+
+
+class Agent(NamedTuple):
+    """What the experiment runner needs to know about an agent module.
+
+    Attributes:
+      name: the ``--agent`` name.
+      config: the frozen config class; ``config(**kwargs)`` builds one, ``.validate(spec)``
+        checks it, ``.steps_per_update(spec)`` is the env steps one update simulates per seed.
+      presets: named keyword overrides of the config defaults (``"default"`` is empty).
+      init: ``init(key, config, env, env_params) -> state``.
+      update_step: ``update_step(state, config, env, env_params) -> (state, metrics)``; metrics
+        include ``episode_return_sum`` and ``episode_count`` of episodes completed in the update.
+      make_train: ``make_train(config, env, env_params) -> train(key)``.
+      make_act: ``make_act(config, env, env_params) -> act(key, params, obs[N], greedy)``.
+      policy_params: ``state -> params`` that ``act`` takes.
+    """
+
+    name: str
+    config: type
+    presets: dict[str, dict[str, Any]]
+    init: Callable
+    update_step: Callable
+    make_train: Callable
+    make_act: Callable
+    policy_params: Callable

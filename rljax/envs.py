@@ -1,0 +1,180 @@
+"""gymnax environments by name, vectorised reset/step, and episode bookkeeping.
+
+gymnax 1.0 semantics (DESIGN section 2): ``step`` returns
+``(obs, state, reward, terminated, truncated, info)`` and auto-resets; at an episode end
+``obs`` is already the next episode's first observation and ``info["final_observation"]`` is
+the real last one. Only ``terminated`` zeroes a bootstrap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import chex
+import gymnax
+import jax
+import jax.numpy as jnp
+from gymnax.environments import spaces
+
+from rljax.types import Array, EpisodeWindow, PRNGKey
+
+# Environments rljax trains on, with their "solved" return threshold (None: no threshold).
+ENVS: dict[str, float | None] = {
+    "CartPole-v1": 475.0,
+    "Acrobot-v1": None,
+    "MountainCar-v0": None,
+    "Pendulum-v1": None,
+    "MountainCarContinuous-v0": None,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """Static facts about an environment that networks and agents need."""
+
+    name: str
+    obs_shape: tuple[int, ...]
+    discrete: bool
+    num_actions: int  # number of discrete actions, or the action dimension if continuous
+    action_low: float  # bounds of a continuous action (0 for discrete)
+    action_high: float
+    max_steps: int  # the time limit (truncation) of an episode
+    solved_threshold: float | None
+
+
+def make(env_name: str) -> tuple[Any, Any]:
+    """Make a gymnax environment: ``(env, env_params)``.
+
+    Raises:
+      ValueError: naming the valid environments if ``env_name`` is not one of them.
+    """
+    if env_name not in ENVS:
+        raise ValueError(f"unknown env {env_name!r}; valid: {', '.join(ENVS)}")
+    return gymnax.make(env_name)
+
+
+def spec(env: Any, env_params: Any) -> EnvSpec:
+    """Static :class:`EnvSpec` of a gymnax environment."""
+    action_space = env.action_space(env_params)
+    obs_shape = tuple(env.observation_space(env_params).shape)
+    if isinstance(action_space, spaces.Discrete):
+        discrete, n, low, high = True, int(action_space.n), 0.0, 0.0
+    elif isinstance(action_space, spaces.Box):
+        discrete = False
+        n = int(action_space.shape[0]) if action_space.shape else 1
+        low, high = float(jnp.min(action_space.low)), float(jnp.max(action_space.high))
+    else:
+        raise ValueError(f"unsupported action space {type(action_space).__name__}")
+    return EnvSpec(
+        name=env.name,
+        obs_shape=obs_shape,
+        discrete=discrete,
+        num_actions=n,
+        action_low=low,
+        action_high=high,
+        max_steps=int(env_params.max_steps_in_episode),
+        solved_threshold=ENVS.get(env.name),
+    )
+
+
+class VecEnvState(NamedTuple):
+    """State of ``num_envs`` environments plus their running episode statistics."""
+
+    inner: Any  # the gymnax states, leading axis [N]
+    episode_return: Array  # shape=(N,), dtype=float32; return so far of the current episode.
+    episode_length: Array  # shape=(N,), dtype=int32; steps so far of the current episode.
+
+
+def reset(key: PRNGKey, env: Any, env_params: Any, num_envs: int) -> tuple[VecEnvState, Array]:
+    """Reset ``num_envs`` environments. Returns ``(state, obs)`` with obs [N, *obs_shape]."""
+    keys = jax.random.split(key, num_envs)
+    obs, inner = jax.vmap(env.reset, in_axes=(0, None))(keys, env_params)
+    zeros = jnp.zeros((num_envs,), jnp.float32)
+    return VecEnvState(inner, zeros, jnp.zeros((num_envs,), jnp.int32)), obs
+
+
+def step(
+    key: PRNGKey, env: Any, env_params: Any, state: VecEnvState, action: Array
+) -> tuple[Array, VecEnvState, Array, Array, Array, dict[str, Array]]:
+    """Step ``N`` environments at once, gymnax 1.0 style, with episode bookkeeping.
+
+    Returns:
+      ``(obs, state, reward, terminated, truncated, info)``, each with leading axis [N].
+      ``info["final_observation"]`` is the true successor of the previous observation (equal to
+      ``obs`` except at episode ends). ``info["episode_return"]`` and
+      ``info["episode_length"]`` are those of episodes that ended at this step (0 elsewhere).
+    """
+    num_envs = state.episode_return.shape[0]
+    chex.assert_shape(action, (num_envs, ...))
+    keys = jax.random.split(key, num_envs)
+    obs, inner, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+        keys, state.inner, action, env_params
+    )
+    reward = reward.astype(jnp.float32)
+    terminated = terminated.astype(bool)
+    truncated = truncated.astype(bool)
+    done = terminated | truncated
+    ep_return = state.episode_return + reward
+    ep_length = state.episode_length + 1
+    out_info = {
+        "final_observation": info["final_observation"],
+        "episode_return": jnp.where(done, ep_return, 0.0),
+        "episode_length": jnp.where(done, ep_length, 0),
+    }
+    new_state = VecEnvState(
+        inner=inner,
+        episode_return=jnp.where(done, 0.0, ep_return),
+        episode_length=jnp.where(done, 0, ep_length),
+    )
+    return obs, new_state, reward, terminated, truncated, out_info
+
+
+def episode_window_init(window: int = 100) -> EpisodeWindow:
+    """An empty :class:`EpisodeWindow` of the last ``window`` completed episodes."""
+    return EpisodeWindow(
+        returns=jnp.zeros((window,), jnp.float32),
+        count=jnp.zeros((), jnp.int32),
+        solved_at=jnp.full((), -1, jnp.int32),
+    )
+
+
+def episode_window_update(
+    window: EpisodeWindow, episode_return: Array, done: Array, threshold: float | None
+) -> EpisodeWindow:
+    """Append the episodes completed in a batch, in order, and check the solved criterion.
+
+    A run is solved at the first completed episode after which the mean return of the last
+    ``len(window.returns)`` episodes is at least ``threshold``; ``solved_at`` records how many
+    episodes had completed then (and never changes afterwards).
+
+    Args:
+      window: the current window.
+      episode_return: returns of episodes, any shape (e.g. [T, N], flattened in C order: time
+        first, so episodes are appended in the order they ended).
+      done: where an episode ended, same shape.
+      threshold: the solved threshold, or None (never solved).
+    """
+    chex.assert_equal_shape([episode_return, done])
+    size = window.returns.shape[0]
+    ret = episode_return.reshape(-1).astype(jnp.float32)
+    d = done.reshape(-1).astype(bool)
+    k = ret.shape[0]
+    # Completed episodes first, in their original order (stable sort on "not done").
+    order = jnp.argsort(~d, stable=True)
+    compact = ret[order]
+    n_new = d.sum().astype(jnp.int32)
+    seq = jnp.concatenate([window.returns, compact])  # oldest first
+    csum = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(seq)])
+    # Mean of the `size` episodes ending at new episode i (position size + i in seq).
+    idx = jnp.arange(k)
+    window_sum = csum[size + idx + 1] - csum[idx + 1]
+    total_after = window.count + idx + 1
+    valid = (idx < n_new) & (total_after >= size)
+    solved_now = valid & (window_sum / size >= (jnp.inf if threshold is None else threshold))
+    first = jnp.argmax(solved_now)
+    solved_at = jnp.where(
+        (window.solved_at < 0) & solved_now.any(), window.count + first + 1, window.solved_at
+    )
+    new_returns = jax.lax.dynamic_slice(seq, (n_new,), (size,))
+    return EpisodeWindow(new_returns, window.count + n_new, solved_at.astype(jnp.int32))

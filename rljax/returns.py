@@ -1,0 +1,192 @@
+"""Returns, λ-returns, generalised advantages and TD errors for one stream of T steps.
+
+Conventions (DESIGN section 3), all arrays of shape [T] unless stated:
+
+* ``r_t``: reward of step t.
+* ``discount_t``: ``gamma * (1 - terminated_t)``; only termination zeroes the bootstrap.
+* ``v_t``: value of the state after step t; at an episode end, of the final observation.
+* ``v_tm1``: value of the state in which step t was taken.
+* ``done_t``: the episode ended at step t (terminated or truncated); it cuts the recursion.
+* ``lambda_``: scalar or [T].
+
+Batch with ``jax.vmap``. Targets are returned with gradients stopped unless
+``stop_target_gradients=False``.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from rljax.types import Array
+
+
+def _as_float(x: Array, like: Array) -> Array:
+    return jnp.asarray(x).astype(like.dtype)
+
+
+def lambda_returns(
+    r_t: Array,
+    discount_t: Array,
+    v_t: Array,
+    done_t: Array,
+    lambda_: Array | float = 1.0,
+    stop_target_gradients: bool = True,
+) -> Array:
+    """λ-returns with episode boundaries inside the stream.
+
+    Gₜ = rₜ + discountₜ·((1 − λₜ)·vₜ + λₜ·Gₜ₊₁), with λₜ = 0 where doneₜ and at the last
+    step, so an episode end (and the stream's cut) bootstraps from vₜ alone.
+
+    Reference: Sutton & Barto (2018), "Reinforcement Learning: An Introduction", ch. 12.1.
+
+    Args:
+      r_t: rewards, [T].
+      discount_t: γ·(1 − terminated), [T].
+      v_t: values of the successor states (final observation at episode ends), [T].
+      done_t: episode ended at step t (bool or 0/1 float), [T].
+      lambda_: mixing parameter, scalar or [T].
+      stop_target_gradients: stop gradients through the returned targets.
+
+    Returns:
+      λ-returns, [T].
+    """
+    chex.assert_rank([r_t, discount_t, v_t, done_t], 1)
+    chex.assert_rank(lambda_, {0, 1})
+    chex.assert_type([r_t, discount_t, v_t], float)
+    chex.assert_equal_shape([r_t, discount_t, v_t, done_t])
+    lambda_ = jnp.ones_like(r_t) * _as_float(lambda_, r_t)
+    not_done = 1.0 - _as_float(done_t, r_t)
+    lambda_ = lambda_ * not_done
+    lambda_ = lambda_.at[-1].set(0.0)
+
+    def _body(acc, xs):
+        r, discount, v, lam = xs
+        acc = r + discount * ((1.0 - lam) * v + lam * acc)
+        return acc, acc
+
+    _, returns = jax.lax.scan(
+        _body, jnp.zeros_like(r_t[-1]), (r_t, discount_t, v_t, lambda_), reverse=True
+    )
+    return jax.lax.stop_gradient(returns) if stop_target_gradients else returns
+
+
+def discounted_returns(
+    r_t: Array,
+    discount_t: Array,
+    v_t: Array,
+    done_t: Array,
+    stop_target_gradients: bool = True,
+) -> Array:
+    """Discounted (Monte-Carlo style) returns with episode boundaries inside the stream.
+
+    Gₜ = rₜ + discountₜ·(Gₜ₊₁ if not doneₜ else vₜ); the last step bootstraps from vₜ.
+    This is :func:`lambda_returns` at λ = 1.
+
+    Args:
+      r_t: rewards, [T].
+      discount_t: γ·(1 − terminated), [T].
+      v_t: values of the successor states (final observation at episode ends), [T].
+      done_t: episode ended at step t, [T].
+      stop_target_gradients: stop gradients through the returned targets.
+
+    Returns:
+      discounted returns, [T].
+    """
+    return lambda_returns(r_t, discount_t, v_t, done_t, 1.0, stop_target_gradients)
+
+
+def gae_advantages(
+    r_t: Array,
+    discount_t: Array,
+    v_tm1: Array,
+    v_t: Array,
+    done_t: Array,
+    lambda_: Array | float,
+    stop_target_gradients: bool = True,
+) -> Array:
+    """Generalised advantage estimates, truncation-correct.
+
+    Aₜ = Gₜ^λ − v_tm1ₜ, with Gₜ^λ from :func:`lambda_returns`. Equivalently
+    Aₜ = δₜ + discountₜ·λₜ·Aₜ₊₁ with δₜ = rₜ + discountₜ·vₜ − v_tm1ₜ and λₜ = 0 at episode
+    ends, so a truncated episode bootstraps from the value of its final observation.
+
+    Reference: Schulman et al. (2016), "High-Dimensional Continuous Control Using Generalized
+    Advantage Estimation", https://arxiv.org/abs/1506.02438.
+
+    Args:
+      r_t: rewards, [T].
+      discount_t: γ·(1 − terminated), [T].
+      v_tm1: values of the states where each step was taken, [T].
+      v_t: values of the successor states (final observation at episode ends), [T].
+      done_t: episode ended at step t, [T].
+      lambda_: scalar or [T].
+      stop_target_gradients: stop gradients through the advantages.
+
+    Returns:
+      advantages, [T].
+    """
+    chex.assert_rank([r_t, discount_t, v_tm1, v_t, done_t], 1)
+    chex.assert_type([r_t, discount_t, v_tm1, v_t], float)
+    chex.assert_equal_shape([r_t, discount_t, v_tm1, v_t, done_t])
+    returns = lambda_returns(r_t, discount_t, v_t, done_t, lambda_, stop_target_gradients=False)
+    adv = returns - v_tm1
+    return jax.lax.stop_gradient(adv) if stop_target_gradients else adv
+
+
+def td_errors(
+    r_t: Array,
+    discount_t: Array,
+    v_tm1: Array,
+    v_t: Array,
+    stop_target_gradients: bool = True,
+) -> Array:
+    """One-step temporal-difference errors δₜ = rₜ + discountₜ·vₜ − v_tm1ₜ.
+
+    With ``stop_target_gradients`` the target rₜ + discountₜ·vₜ carries no gradient (the
+    gradient still flows into v_tm1).
+
+    Reference: Sutton (1988), "Learning to predict by the methods of temporal differences".
+
+    Args:
+      r_t: rewards, [T].
+      discount_t: γ·(1 − terminated), [T].
+      v_tm1: values of the states where each step was taken, [T].
+      v_t: values of the successor states (final observation at episode ends), [T].
+      stop_target_gradients: stop gradients through the target.
+
+    Returns:
+      TD errors, [T].
+    """
+    chex.assert_rank([r_t, discount_t, v_tm1, v_t], 1)
+    chex.assert_type([r_t, discount_t, v_tm1, v_t], float)
+    chex.assert_equal_shape([r_t, discount_t, v_tm1, v_t])
+    target = r_t + discount_t * v_t
+    if stop_target_gradients:
+        target = jax.lax.stop_gradient(target)
+    return target - v_tm1
+
+
+def standardize(x: Array, mask: Array | None = None, eps: float = 1e-8) -> Array:
+    """(x − mean) / (std + eps) over the entries where ``mask`` is true (all if None).
+
+    Masked-out entries are returned as 0. Works on any shape; statistics are over all entries.
+
+    Args:
+      x: values, any shape.
+      mask: bool or 0/1 float of the same shape, or None.
+      eps: added to the standard deviation.
+
+    Returns:
+      standardised values, same shape as ``x``.
+    """
+    chex.assert_type(x, float)
+    if mask is None:
+        mask = jnp.ones_like(x)
+    chex.assert_equal_shape([x, mask])
+    m = _as_float(mask, x)
+    n = jnp.maximum(m.sum(), 1.0)
+    mean = (x * m).sum() / n
+    var = (jnp.square(x - mean) * m).sum() / n
+    return (x - mean) / (jnp.sqrt(var) + eps) * m

@@ -1,0 +1,82 @@
+"""Collect experience from vectorised environments with a ``lax.scan``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from rljax import envs
+from rljax.types import Array, Params, PRNGKey, Transition
+
+# policy(key, params, obs[N, ...]) -> (action[N, ...], log_prob[N])
+Policy = Callable[[PRNGKey, Params, Array], tuple[Array, Array]]
+
+
+def rollout(
+    key: PRNGKey,
+    policy: Policy,
+    params: Params,
+    env: Any,
+    env_params: Any,
+    env_state: envs.VecEnvState,
+    obs: Array,
+    num_steps: int,
+) -> tuple[envs.VecEnvState, Array, Transition]:
+    """Run ``policy`` for ``num_steps`` steps in ``N`` environments.
+
+    Args:
+      key: randomness for actions and environment steps.
+      policy: ``policy(key, params, obs) -> (action, log_prob)`` on a batch of N observations.
+      params: the policy's parameters.
+      env, env_params: a gymnax environment and its parameters.
+      env_state: the N environments' state (from :func:`rljax.envs.reset`).
+      obs: the current observations, [N, *obs_shape].
+      num_steps: T, a static int.
+
+    Returns:
+      ``(env_state, obs, transitions)``: the state and observations after the last step, and a
+      :class:`~rljax.types.Transition` with leading axes [T, N]. ``transitions.next_obs`` is the
+      final observation at episode ends, so values of it give truncation-correct bootstraps.
+    """
+
+    def _body(carry, step_key):
+        env_state, obs = carry
+        act_key, env_key = jax.random.split(step_key)
+        action, log_prob = policy(act_key, params, obs)
+        next_obs, env_state, reward, terminated, truncated, info = envs.step(
+            env_key, env, env_params, env_state, action
+        )
+        transition = Transition(
+            obs=obs,
+            action=action,
+            log_prob=log_prob,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=info["final_observation"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+        )
+        return (env_state, next_obs), transition
+
+    (env_state, obs), traj = jax.lax.scan(_body, (env_state, obs), jax.random.split(key, num_steps))
+    return env_state, obs, traj
+
+
+def completed_episodes(traj: Transition) -> tuple[Array, Array]:
+    """Sum and count of the returns of episodes completed in a trajectory (any leading axes)."""
+    done = traj.done
+    return jnp.sum(jnp.where(done, traj.episode_return, 0.0)), jnp.sum(done).astype(jnp.int32)
+
+
+def first_episode_mask(done: Array) -> Array:
+    """Mask of the steps of each env's first episode in a [T, N] (or [T]) rollout.
+
+    True up to and including the first step where ``done`` is true, False after it.
+    """
+    done = done.astype(jnp.int32)
+    ended_before = jnp.cumsum(done, axis=0) - done
+    return ended_before == 0
