@@ -3,9 +3,11 @@
 ``AGENTS`` maps an ``--agent`` name to its :class:`~rljax.agents.common.Agent` record.
 """
 
-from rljax.agents import a2c
+from rljax.agents import a2c, ddpg, reinforce, td3, td_actor_critic
 from rljax.agents.common import Agent, ConfigError
 
-AGENTS: dict[str, Agent] = {m.AGENT.name: m.AGENT for m in (a2c,)}
+AGENTS: dict[str, Agent] = {
+    m.AGENT.name: m.AGENT for m in (a2c, reinforce, td_actor_critic, ddpg, td3)
+}
 
-__all__ = ["AGENTS", "Agent", "ConfigError", "a2c"]
+__all__ = ["AGENTS", "Agent", "ConfigError", "a2c", "ddpg", "reinforce", "td3", "td_actor_critic"]

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rljax import envs
+from rljax import envs, networks
 from rljax.types import Array, EpisodeWindow, Transition
 
 
@@ -100,6 +100,49 @@ def adam(
     if anneal_steps is not None:
         lr = optax.linear_schedule(lr, 0.0, anneal_steps)
     return optax.chain(clip, optax.adam(lr, eps=eps))
+
+
+def actor_and_critic(
+    spec: envs.EnvSpec, hidden_size: int, num_layers: int, activation: str
+) -> tuple[networks.CategoricalPolicy, networks.ValueCritic]:
+    """Separate categorical-policy and state-value MLPs of the same shape."""
+    sizes = (hidden_size,) * num_layers
+    return (
+        networks.CategoricalPolicy(spec.num_actions, sizes, activation),
+        networks.ValueCritic(sizes, activation),
+    )
+
+
+def categorical_policy(logits_fn: Callable[[Any, Array], Array]):
+    """Rollout policy ``policy(key, params, obs) -> (action, log_prob)`` from a logits function."""
+
+    def policy(key, params, obs):
+        return networks.categorical(logits_fn(params, obs)).sample_and_log_prob(seed=key)
+
+    return policy
+
+
+def categorical_act(logits_fn: Callable[[Any, Array], Array]):
+    """``act(key, params, obs, greedy) -> action``: the mode if greedy, else a sample."""
+
+    def act(key, params, obs, greedy: bool):
+        logits = logits_fn(params, obs)
+        return jnp.argmax(logits, -1) if greedy else networks.categorical(logits).sample(seed=key)
+
+    return act
+
+
+def over_envs(fn: Callable) -> Callable:
+    """Map a one-stream [T] function over the env axis of [T, N] arrays (axis 1 in and out)."""
+    return jax.vmap(fn, in_axes=1, out_axes=1)
+
+
+def optimizer_step(
+    optimizer: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any
+) -> tuple[Any, Any]:
+    """One optimiser step: ``(new_params, new_opt_state)``."""
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
 
 def episode_metrics(

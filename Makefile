@@ -1,0 +1,46 @@
+# Every target sets up .venv itself when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MPLBACKEND ?= Agg
+export SDL_VIDEODRIVER ?= dummy
+
+.PHONY: setup train test test-slow test-all bench lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,viz]"
+	touch $(STAMP)
+
+# The default experiment: A2C on CartPole-v1, 64 seeds at once.
+train: $(STAMP)
+	$(PY) experiments/train.py --agent a2c --env CartPole-v1 --num-seeds 64 \
+		--out results/a2c_CartPole-v1 --overwrite
+
+# The fast core (what CI runs). Learning tests are marked slow.
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -n 2
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_train.py --out benchmarks/results.json
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .ruff_cache

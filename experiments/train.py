@@ -1,0 +1,169 @@
+"""Train an rljax agent on many seeds at once and write a results folder.
+
+    python experiments/train.py --agent a2c --env CartPole-v1 --num-seeds 64 --seed 0 \
+        --total-steps 500000 --out results/a2c
+
+Every agent hyperparameter is a flag (``--lr``, ``--gamma``, ...; ``--help`` lists them for the
+chosen ``--agent``). ``--preset NAME`` starts from a named setting; explicit flags override it.
+Bad input is rejected with one line naming the flag and exit status 2, before anything
+compiles and before any output is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from rljax import envs
+from rljax.agents import AGENTS, ConfigError
+from rljax.agents.common import check_positive_int
+from rljax.io import experiment
+
+PROG = "train.py"
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _flag_type(annotation: str):
+    return {"int": int, "float": float, "str": str, "bool": bool}[annotation]
+
+
+def _parser(agent_name: str | None) -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--agent", default="a2c", choices=list(AGENTS), help="algorithm")
+    p.add_argument("--env", default="CartPole-v1", choices=list(envs.ENVS), help="environment")
+    p.add_argument("--preset", default="default", help="named hyperparameter setting")
+    p.add_argument("--num-seeds", type=int, default=64, help="runs trained at once")
+    p.add_argument(
+        "--seed", type=int, default=0, help="root seed; run i uses fold_in(key(seed), i)"
+    )
+    p.add_argument("--total-steps", type=int, default=None, help="env steps per seed")
+    p.add_argument("--out", type=Path, default=None, help="results folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--num-chunks", type=int, default=50, help="logging points (jitted chunks)")
+    p.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes per seed")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    if agent_name in AGENTS:
+        group = p.add_argument_group(f"{agent_name} hyperparameters")
+        for f in dataclasses.fields(AGENTS[agent_name].config):
+            if f.name == "total_steps":
+                continue
+            name = "--" + f.name.replace("_", "-")
+            kind = _flag_type(str(f.type))
+            if kind is bool:
+                group.add_argument(name, action=argparse.BooleanOptionalAction, default=None)
+            else:
+                group.add_argument(name, type=kind, default=None, metavar=kind.__name__.upper())
+    return p
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
+    pre = _Parser(prog=PROG, add_help=False)
+    pre.add_argument("--agent", default="a2c")
+    known, _ = pre.parse_known_args(argv)
+    if known.agent not in AGENTS:
+        raise UsageError(
+            f"argument --agent: invalid choice {known.agent!r}; valid: {', '.join(AGENTS)}"
+        )
+    args = _parser(known.agent).parse_args(argv)
+    fields = {f.name for f in dataclasses.fields(AGENTS[args.agent].config)}
+    overrides = {
+        k: v for k, v in vars(args).items() if k in fields and k != "total_steps" and v is not None
+    }
+    if args.total_steps is not None:
+        overrides["total_steps"] = args.total_steps
+    return args, overrides
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that holds something else (or another run, unless --overwrite)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    if not any(out.iterdir()):
+        return
+    if not (out / "config.json").exists():
+        raise UsageError(f"--out {out} exists and is not an rljax results folder; choose another")
+    if not overwrite:
+        raise UsageError(
+            f"--out {out} already holds a run; pass --overwrite to replace it or choose another"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args, overrides = parse(argv)
+        check_positive_int("num_seeds", args.num_seeds)
+        check_positive_int("num_chunks", args.num_chunks)
+        check_positive_int("eval_episodes", args.eval_episodes)
+        agent = AGENTS[args.agent]
+        env, env_params = envs.make(args.env)
+        spec = envs.spec(env, env_params)
+        config = experiment.build_config(agent, args.preset, overrides, spec)
+        out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
+        check_out(out, args.overwrite)
+    except (UsageError, ConfigError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+
+    if out.exists() and args.overwrite:
+        for name in [*experiment.RESULT_FILES, "checkpoints"]:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    run_info = {
+        "agent": args.agent,
+        "env": args.env,
+        "num_seeds": args.num_seeds,
+        "seed": args.seed,
+        "total_steps": config.total_steps,
+        "preset": args.preset,
+        "eval_episodes": args.eval_episodes,
+        "num_chunks": args.num_chunks,
+        "config": experiment.config_dict(config),
+        "versions": experiment.versions(),
+    }
+    experiment.write_json(out / "config.json", run_info)
+    result = experiment.train_and_evaluate(
+        agent,
+        config,
+        args.env,
+        args.num_seeds,
+        args.seed,
+        out,
+        num_chunks=args.num_chunks,
+        eval_episodes=args.eval_episodes,
+        quiet=args.quiet,
+        extra_summary={"preset": args.preset},
+    )
+    experiment.write_json(out / "summary.json", result.summary)
+    s = result.summary
+    solved = "" if s["solved_count"] is None else f", solved {s['solved_count']}/{s['num_seeds']}"
+    print(
+        f"{args.agent} on {args.env}: {s['num_seeds']} seeds x {s['total_steps']:,} steps in "
+        f"{s['wall_time_s']:.1f}s (compile {s['compile_time_s']:.1f}s){solved}; "
+        f"greedy mean {sum(s['eval_returns']) / len(s['eval_returns']):.1f}; results in {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

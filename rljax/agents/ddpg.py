@@ -1,0 +1,445 @@
+"""Deep deterministic policy gradient (DDPG) with a functional replay buffer and target networks.
+
+Lillicrap et al. (2016), https://arxiv.org/abs/1509.02971. A deterministic actor μ_θ(s) (tanh
+scaled to the action bounds) and a critic Q_φ(s, a), each with a target copy (θ', φ'):
+
+* critic: minimise ½(y − Q_φ(s, a))² with y = r + γ·(1 − terminated)·Q_φ'(s', μ_θ'(s'));
+  only termination zeroes the bootstrap, so Pendulum's time limit still bootstraps, from the
+  true final observation s' (``info["final_observation"]``);
+* actor: the deterministic policy gradient ∇_θ J = E[∇_a Q_φ(s, a)|_{a=μ_θ(s)} ∇_θ μ_θ(s)],
+  via :func:`rljax.losses.dpg_loss` with ∂Q/∂a from ``jax.grad`` of the critic (as acme does);
+* targets: θ' ← τθ + (1 − τ)θ' and φ' ← τφ + (1 − τ)φ', each from its OWN online network
+  (:func:`soft_update`).
+
+This module is the engine of the DDPG family: ``num_critics`` (an ensemble of critics with the
+minimum target), ``target_noise``/``target_noise_clip`` (target policy smoothing) and
+``policy_delay`` (actor and target updates every d critic updates) are TD3's three changes;
+:mod:`rljax.agents.td3` sets them (Fujimoto et al. 2018, https://arxiv.org/abs/1802.09477).
+With their DDPG defaults (1, 0, 1) the algorithm is plain DDPG.
+
+One ``update_step`` = ``policy_delay`` × (one env step per env, stored in replay, and one
+critic step), then one actor step and the soft target updates. The first
+``warmup_updates(spec)`` updates act uniformly at random and take no gradient step.
+``update_step`` picks the phase with ``lax.cond`` on the update counter (under ``vmap`` a
+select that also computes the learning branch during warm-up); ``make_train`` runs the two
+phases as two scans, so it computes no discarded gradients. Both give the same results.
+
+Exploration: ``"gaussian"`` adds σ·h·N(0, 1) to μ(s) (h the action half-range) and clips to
+the bounds. ``"epsilon_decay"`` is seed 004's scheme: the same Gaussian noise with a scale ε
+that decays linearly from ``exploration_noise`` to ``final_exploration_noise`` over
+``total_steps``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rljax import envs, losses, networks, replay
+from rljax.agents import common
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey, Transition
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # A guess at seed 004 (the Keras DDPG tutorial): 256-unit ReLU nets, batch 64, buffer
+    # 50k, actor lr 1e-3, critic lr 2e-3, noise 0.2 (absolute, 0.1 of Pendulum's half-range)
+    # decaying over training, learning from the first full batch.
+    "seed": dict(
+        hidden_size=256,
+        batch_size=64,
+        buffer_size=50_000,
+        learning_starts=64,
+        lr=1e-3,
+        critic_lr=2e-3,
+        exploration="epsilon_decay",
+        exploration_noise=0.1,
+        final_exploration_noise=0.0,
+    ),
+    # rejax 0.1.3's network sizes, batch and update ratio (the speed comparison).
+    "rejax": dict(hidden_size=64, num_layers=2, activation="silu", batch_size=256),
+}
+
+
+@struct.dataclass
+class DDPGConfig:
+    """DDPG hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
+
+    # Loop and shape (static).
+    total_steps: int = struct.field(pytree_node=False, default=20_000)  # env steps per seed
+    num_envs: int = struct.field(pytree_node=False, default=1)
+    buffer_size: int = struct.field(pytree_node=False, default=100_000)  # replay capacity
+    batch_size: int = struct.field(pytree_node=False, default=128)
+    learning_starts: int = struct.field(pytree_node=False, default=1_000)  # random-action steps
+    hidden_size: int = struct.field(pytree_node=False, default=64)
+    num_layers: int = struct.field(pytree_node=False, default=2)
+    activation: str = struct.field(pytree_node=False, default="relu")
+    exploration: str = struct.field(pytree_node=False, default="gaussian")  # or "epsilon_decay"
+    num_critics: int = struct.field(pytree_node=False, default=1)  # TD3: 2 (min target)
+    policy_delay: int = struct.field(pytree_node=False, default=1)  # TD3: 2
+    # Float hyperparameters (leaves).
+    lr: float = 1e-3  # actor
+    critic_lr: float = 1e-3
+    gamma: float = 0.99
+    tau: float = 0.005  # soft target update rate, in (0, 1]
+    exploration_noise: float = 0.1  # σ, in units of the action half-range
+    final_exploration_noise: float = 0.0  # ε at the end ("epsilon_decay" only)
+    target_noise: float = 0.0  # TD3 target policy smoothing σ (half-range units)
+    target_noise_clip: float = 0.5  # ... clipped to ±c (half-range units)
+
+    agent_name = "ddpg"  # not a field: the --agent name used in messages
+
+    def validate(self, spec: envs.EnvSpec) -> None:
+        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
+        common.require_continuous(spec, self.agent_name)
+        for name in ("num_envs", "buffer_size", "batch_size", "learning_starts", "hidden_size"):
+            common.check_positive_int(name, getattr(self, name))
+        for name in ("num_layers", "num_critics", "policy_delay"):
+            common.check_positive_int(name, getattr(self, name))
+        if self.batch_size > self.buffer_size:
+            raise common.ConfigError(
+                f"--batch-size {self.batch_size} must be <= --buffer-size {self.buffer_size}"
+            )
+        if self.learning_starts < self.batch_size:
+            raise common.ConfigError(
+                f"--learning-starts {self.learning_starts} must be >= --batch-size "
+                f"{self.batch_size} (the warm-up must fill at least one batch)"
+            )
+        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
+        common.check_choice("exploration", self.exploration, ("gaussian", "epsilon_decay"))
+        common.check_common(self.lr, self.gamma)
+        common.check_float("critic_lr", self.critic_lr, 0.0, low_open=True)
+        common.check_float("tau", self.tau, 0.0, 1.0, low_open=True)
+        for name in ("exploration_noise", "final_exploration_noise", "target_noise"):
+            common.check_float(name, getattr(self, name), 0.0)
+        common.check_float("target_noise_clip", self.target_noise_clip, 0.0)
+        n = common.num_updates(self.total_steps, self.steps_per_update(spec))
+        if n <= self.warmup_updates(spec):
+            raise common.ConfigError(
+                f"--total-steps {self.total_steps} must exceed --learning-starts "
+                f"{self.learning_starts} by at least one update ({self.steps_per_update(spec)} "
+                "env steps)"
+            )
+
+    def steps_per_update(self, spec: envs.EnvSpec) -> int:
+        """Env steps simulated per ``update_step`` (per seed)."""
+        del spec
+        return self.num_envs * self.policy_delay
+
+    def warmup_updates(self, spec: envs.EnvSpec) -> int:
+        """Updates of uniformly random actions (no learning) that cover ``learning_starts``."""
+        return -(-self.learning_starts // self.steps_per_update(spec))
+
+
+class Experience(NamedTuple):
+    """What the replay buffer stores per env step."""
+
+    obs: Array  # [*obs_shape]
+    action: Array  # [A]
+    reward: Array  # []
+    next_obs: Array  # [*obs_shape]: the true successor (the final observation at an end)
+    terminated: Array  # [] bool: termination only, never truncation
+
+
+class DDPGState(NamedTuple):
+    actor_params: Params
+    critic_params: Params  # every leaf has a leading critic axis [num_critics, ...]
+    target_actor_params: Params  # same structure as actor_params
+    target_critic_params: Params  # same structure as critic_params
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    replay: replay.ReplayState
+    env_state: envs.VecEnvState
+    obs: Array  # shape=(num_envs, *obs_shape)
+    window: EpisodeWindow
+    key: PRNGKey
+    update: Array  # shape=(), dtype=int32; update_steps done
+    env_steps: Array  # shape=(), dtype=int32
+
+
+class Networks(NamedTuple):
+    """``actor(params, obs[..., O]) -> a[..., A]``; ``critic(params, obs, a) -> q[K, ...]``."""
+
+    actor: Any
+    critic: Any
+    critic_one: Any  # critic_one(params of one critic, obs, a) -> q[...]
+    init_actor: Any  # init_actor(key, obs) -> params
+    init_critic: Any  # init_critic(key, obs, action) -> params with a leading [K] axis
+
+
+def make_networks(config: DDPGConfig, spec: envs.EnvSpec) -> Networks:
+    """The actor and an ensemble of ``num_critics`` critics (vmapped over stacked params)."""
+    sizes = (config.hidden_size,) * config.num_layers
+    actor = networks.DeterministicActor(
+        spec.num_actions, spec.action_low, spec.action_high, sizes, config.activation
+    )
+    q = networks.QCritic(sizes, config.activation)
+    k = config.num_critics
+    return Networks(
+        actor=actor.apply,
+        critic=jax.vmap(q.apply, in_axes=(0, None, None)),
+        critic_one=q.apply,
+        init_actor=actor.init,
+        init_critic=lambda key, o, a: jax.vmap(q.init, (0, None, None))(
+            jax.random.split(key, k), o, a
+        ),
+    )
+
+
+def env_spec(env: Any, env_params: Any) -> envs.EnvSpec:
+    """:func:`rljax.envs.spec`, safe inside ``jit`` (its continuous branch calls ``jnp.min``)."""
+    with jax.ensure_compile_time_eval():
+        return envs.spec(env, env_params)
+
+
+def soft_update(online: Params, target: Params, tau: Array | float) -> Params:
+    """Polyak averaging of ONE network's target: ``tau·online + (1 − tau)·target``.
+
+    Called once per (online, target) pair; the two trees must have the same structure.
+    """
+    chex.assert_trees_all_equal_shapes_and_dtypes(online, target)
+    return optax.incremental_update(new_tensors=online, old_tensors=target, step_size=tau)
+
+
+def critic_target(r_t: Array, discount_t: Array, q_t: Array) -> Array:
+    """y = r_t + discount_t·q_t with the gradient stopped; discount_t = γ·(1 − terminated_t).
+
+    Args:
+      r_t: rewards [B]; discount_t: [B]; q_t: target-network values of the next state [B].
+    """
+    chex.assert_rank([r_t, discount_t, q_t], 1)
+    chex.assert_equal_shape([r_t, discount_t, q_t])
+    return jax.lax.stop_gradient(r_t + discount_t * q_t)
+
+
+def noisy_action(key: PRNGKey, mu: Array, sigma, clip, spec: envs.EnvSpec) -> Array:
+    """clip(μ + clip(σ·h·ε, −c·h, c·h), low, high), ε ~ N(0, I), h the action half-range."""
+    half = (spec.action_high - spec.action_low) / 2.0
+    noise = jnp.clip(sigma * half * jax.random.normal(key, mu.shape), -clip * half, clip * half)
+    return jnp.clip(mu + noise, spec.action_low, spec.action_high)
+
+
+def exploration_scale(config: DDPGConfig, env_steps: Array) -> Array:
+    """σ of the behaviour noise: constant, or decaying linearly ("epsilon_decay", seed 004)."""
+    if config.exploration == "gaussian":
+        return jnp.asarray(config.exploration_noise, jnp.float32)
+    frac = jnp.minimum(env_steps / config.total_steps, 1.0)
+    return config.exploration_noise + frac * (
+        config.final_exploration_noise - config.exploration_noise
+    )
+
+
+def td_target(
+    key: PRNGKey, config: DDPGConfig, nets: Networks, spec: envs.EnvSpec, state: DDPGState, batch
+) -> Array:
+    """y = r + γ(1 − terminated)·min_k Q'_k(s', ã'), ã' = μ'(s') plus clipped smoothing noise."""
+    mu_next = nets.actor(state.target_actor_params, batch.next_obs)
+    a_next = noisy_action(key, mu_next, config.target_noise, config.target_noise_clip, spec)
+    q_next = jnp.min(nets.critic(state.target_critic_params, batch.next_obs, a_next), axis=0)
+    discount = config.gamma * (1.0 - batch.terminated.astype(jnp.float32))
+    return critic_target(batch.reward, discount, q_next)
+
+
+def critic_loss(critic_params: Params, nets: Networks, batch, y_t: Array) -> tuple[Array, Array]:
+    """Σ_k mean_B ½(y − Q_k(s, a))² (each critic regresses on the same target); and Q [K, B]."""
+    q = nets.critic(critic_params, batch.obs, batch.action)
+    return jnp.sum(jax.vmap(losses.value_loss, in_axes=(0, None))(q, y_t)), q
+
+
+def actor_loss(actor_params: Params, critic_params: Params, nets: Networks, obs: Array) -> Array:
+    """DPG loss on the first critic: ∇_θ = −mean_B ∂Q_1(s, a)/∂a|_{a=μ(s)}·∂μ_θ(s)/∂θ."""
+    a_t = nets.actor(actor_params, obs)
+    q1 = jax.tree.map(lambda x: x[0], critic_params)
+    dqda_t = jax.vmap(jax.grad(nets.critic_one, argnums=2), in_axes=(None, 0, 0))(
+        q1, obs, jax.lax.stop_gradient(a_t)
+    )
+    return losses.dpg_loss(a_t, dqda_t)
+
+
+def update_targets(state: DDPGState, tau: Array | float) -> DDPGState:
+    """Soft-update each target from its own online network (actor→actor, critic→critic)."""
+    return state._replace(
+        target_actor_params=soft_update(state.actor_params, state.target_actor_params, tau),
+        target_critic_params=soft_update(state.critic_params, state.target_critic_params, tau),
+    )
+
+
+def _buffer(config: DDPGConfig) -> replay.ReplayBuffer:
+    return replay.replay_buffer(capacity=config.buffer_size, batch_size=config.batch_size)
+
+
+def _optimizers(config: DDPGConfig) -> tuple[optax.GradientTransformation, ...]:
+    return optax.adam(config.lr), optax.adam(config.critic_lr)
+
+
+def init(key: PRNGKey, config: DDPGConfig, env: Any, env_params: Any) -> DDPGState:
+    """Fresh networks (targets equal to their online copies), optimisers, empty replay, envs."""
+    spec = env_spec(env, env_params)
+    nets = make_networks(config, spec)
+    key, actor_key, critic_key, env_key = jax.random.split(key, 4)
+    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
+    # Pendulum's reset leaves a weak-typed leaf (last_u) that step makes strong: a retrace.
+    env_state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), env_state)
+    a0 = jnp.zeros((spec.num_actions,), jnp.float32)
+    actor_params = nets.init_actor(actor_key, obs[0])
+    critic_params = nets.init_critic(critic_key, obs[0], a0)
+    actor_opt, critic_opt = _optimizers(config)
+    example = Experience(obs[0], a0, jnp.zeros(()), obs[0], jnp.zeros((), bool))
+    return DDPGState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        target_actor_params=actor_params,
+        target_critic_params=critic_params,
+        actor_opt_state=actor_opt.init(actor_params),
+        critic_opt_state=critic_opt.init(critic_params),
+        replay=_buffer(config).init(example),
+        env_state=env_state,
+        obs=obs,
+        window=envs.episode_window_init(),
+        key=key,
+        update=jnp.zeros((), jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+    )
+
+
+def make_act(config: DDPGConfig, env: Any, env_params: Any):
+    """``act(key, params, obs[N], greedy) -> action[N]``: μ(s) if greedy, else with σ noise."""
+    spec = env_spec(env, env_params)
+    nets = make_networks(config, spec)
+
+    def act(key, params, obs, greedy: bool):
+        mu = nets.actor(params, obs)
+        return mu if greedy else noisy_action(key, mu, config.exploration_noise, jnp.inf, spec)
+
+    return act
+
+
+def _update(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, learn: bool):
+    """``policy_delay`` × (env step, critic step), then actor step and targets (if ``learn``).
+
+    Without ``learn`` (warm-up) actions are uniform in the bounds and nothing is trained.
+    """
+    spec = env_spec(env, env_params)
+    nets = make_networks(config, spec)
+    buffer = _buffer(config)
+    actor_opt, critic_opt = _optimizers(config)
+    n = config.num_envs
+    key, *keys = jax.random.split(state.key, 4 * config.policy_delay + 1)
+    s = state._replace(key=key)
+    steps, closs, qs = [], [], []
+    for j in range(config.policy_delay):
+        act_key, env_key, sample_key, noise_key = keys[4 * j : 4 * j + 4]
+        if learn:
+            mu = nets.actor(s.actor_params, s.obs)
+            sigma = exploration_scale(config, s.env_steps)
+            action = noisy_action(act_key, mu, sigma, jnp.inf, spec)
+        else:
+            shape = (n, spec.num_actions)
+            action = jax.random.uniform(
+                act_key, shape, minval=spec.action_low, maxval=spec.action_high
+            )
+        obs, env_state, reward, terminated, truncated, info = envs.step(
+            env_key, env, env_params, s.env_state, action
+        )
+        next_obs = info["final_observation"]
+        items = Experience(s.obs, action, reward, next_obs, terminated)
+        s = s._replace(
+            replay=buffer.add(s.replay, items),
+            env_state=env_state,
+            obs=obs,
+            env_steps=s.env_steps + n,
+        )
+        steps.append(
+            Transition(
+                items.obs,
+                action,
+                jnp.zeros((n,)),
+                reward,
+                terminated,
+                truncated,
+                next_obs,
+                info["episode_return"],
+                info["episode_length"],
+            )
+        )
+        if learn:
+            batch = buffer.sample(sample_key, s.replay)
+            y = td_target(noise_key, config, nets, spec, s, batch)
+            (loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
+                s.critic_params, nets, batch, y
+            )
+            critic_params, critic_opt_state = common.optimizer_step(
+                critic_opt, grads, s.critic_opt_state, s.critic_params
+            )
+            s = s._replace(critic_params=critic_params, critic_opt_state=critic_opt_state)
+            closs.append(loss)
+            qs.append(jnp.mean(q))
+    zero = jnp.zeros((), jnp.float32)
+    aloss = zero
+    if learn:
+        aloss, grads = jax.value_and_grad(actor_loss)(
+            s.actor_params, s.critic_params, nets, batch.obs
+        )
+        actor_params, actor_opt_state = common.optimizer_step(
+            actor_opt, grads, s.actor_opt_state, s.actor_params
+        )
+        s = update_targets(
+            s._replace(actor_params=actor_params, actor_opt_state=actor_opt_state), config.tau
+        )
+    traj = jax.tree.map(lambda *x: jnp.stack(x), *steps)
+    window, metrics = common.episode_metrics(s.window, traj, spec.solved_threshold)
+    metrics = {
+        **metrics,
+        "critic_loss": jnp.mean(jnp.stack(closs)) if learn else zero,
+        "actor_loss": aloss,
+        "q_mean": jnp.mean(jnp.stack(qs)) if learn else zero,
+    }
+    return s._replace(window=window, update=s.update + 1), metrics
+
+
+def update_step(
+    state: DDPGState, config: DDPGConfig, env: Any, env_params: Any
+) -> tuple[DDPGState, dict[str, Array]]:
+    """One update: a warm-up step (random actions) or a learning step, by the update count."""
+    warm = functools.partial(_update, config=config, env=env, env_params=env_params, learn=False)
+    learn = functools.partial(_update, config=config, env=env, env_params=env_params, learn=True)
+    n_warm = config.warmup_updates(env_spec(env, env_params))
+    return jax.lax.cond(state.update < n_warm, warm, learn, state)
+
+
+def make_train(config: DDPGConfig, env: Any, env_params: Any):
+    """``train(key) -> (final_state, metrics[num_updates])``: the warm-up scan, then learning.
+
+    Equal to scanning :func:`update_step`, without computing the unused branch under ``vmap``.
+    """
+    spec = env_spec(env, env_params)
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    n_warm = config.warmup_updates(spec)
+
+    def phase(learn: bool, length: int):
+        step = lambda s, _: _update(s, config, env, env_params, learn)  # noqa: E731
+        return lambda s: jax.lax.scan(step, s, None, length=length)
+
+    def train(key):
+        state, warm_metrics = phase(False, n_warm)(init(key, config, env, env_params))
+        state, metrics = phase(True, n - n_warm)(state)
+        return state, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), warm_metrics, metrics)
+
+    return train
+
+
+AGENT = common.Agent(
+    name="ddpg",
+    config=DDPGConfig,
+    presets=PRESETS,
+    init=init,
+    update_step=update_step,
+    make_train=make_train,
+    make_act=make_act,
+    policy_params=lambda state: state.actor_params,
+)

@@ -1,0 +1,249 @@
+"""REINFORCE (Williams 1992) with an optional learned state-value baseline.
+
+Each update plays ``num_steps`` steps in each of ``num_envs`` environments (a batch of
+``num_envs·num_steps`` env steps), computes per-env discounted returns with
+:func:`rljax.returns.discounted_returns` and takes one step on each of two separate networks,
+each with its own Adam:
+
+    policy:   L_π = −mean_t log π(aₜ|sₜ)·Âₜ,   Âₜ = norm(Gₜ − V(sₜ))
+    baseline: L_V = mean_t (Gₜ − V(sₜ))²      (the mean-squared error, i.e. 2·value_loss "l2")
+
+with Gₜ = rₜ + γ(1 − terminatedₜ)·(Gₜ₊₁ if not doneₜ else V(s'ₜ)), where s'ₜ is the final
+observation at an episode end. So termination zeroes the tail, and both a time-limit truncation
+and the batch's cut bootstrap from the baseline's value of the last observation.
+
+``--no-baseline`` is vanilla REINFORCE: no critic at all (no parameters, no bootstrap), so
+Âₜ = norm(Gₜ) with Gₜ the Monte-Carlo return truncated at the batch cut and the time limit
+(vₜ = 0). The truncation biases the last ~1/(1 − γ) steps of each env's final partial episode;
+that is the honest price of having no value to bootstrap with. With ``normalize_advantages``
+(on by default, as in seed 002) the batch mean of G acts as a constant baseline; turn it off
+for the textbook estimator −mean log π·G.
+
+Reference: Williams (1992), "Simple statistical gradient-following algorithms for
+connectionist reinforcement learning"; Sutton & Barto (2018), ch. 13.4 (REINFORCE with
+baseline).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rljax import envs, losses, networks, returns
+from rljax.agents import common
+from rljax.rollout import rollout
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Tuned on CartPole-v1 (see the report in the PR): the seed's setting plus lr annealing.
+    "default": {},
+    # Seed 002's hyperparameters: 64-unit nets, Adam 3e-2 for both, gamma 0.99, ~2000 steps.
+    "seed": dict(
+        num_envs=8,
+        num_steps=250,
+        hidden_size=64,
+        num_layers=1,
+        activation="relu",
+        lr=3e-2,
+        baseline_lr=3e-2,
+        gamma=0.99,
+        max_grad_norm=0.0,
+        anneal_lr=False,
+    ),
+}
+
+
+@struct.dataclass
+class ReinforceConfig:
+    """REINFORCE hyperparameters. Loop and shape fields are static; floats are leaves."""
+
+    # Loop and shape (static).
+    total_steps: int = struct.field(pytree_node=False, default=1_000_000)  # env steps per seed
+    num_envs: int = struct.field(pytree_node=False, default=8)
+    num_steps: int = struct.field(pytree_node=False, default=250)  # batch = num_envs·num_steps
+    hidden_size: int = struct.field(pytree_node=False, default=64)
+    num_layers: int = struct.field(pytree_node=False, default=1)
+    activation: str = struct.field(pytree_node=False, default="relu")
+    baseline: bool = struct.field(pytree_node=False, default=True)  # False: vanilla REINFORCE
+    normalize_advantages: bool = struct.field(pytree_node=False, default=True)
+    anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
+    # Float hyperparameters (leaves).
+    lr: float = 3e-2  # policy learning rate
+    baseline_lr: float = 3e-2
+    gamma: float = 0.99
+    max_grad_norm: float = 0.0  # <= 0 turns clipping off
+    adam_eps: float = 1e-8
+
+    def validate(self, spec: envs.EnvSpec) -> None:
+        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
+        common.require_discrete(spec, "reinforce")
+        for name in ("num_envs", "num_steps", "hidden_size", "num_layers"):
+            common.check_positive_int(name, getattr(self, name))
+        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
+        common.check_common(self.lr, self.gamma)
+        common.check_float("baseline_lr", self.baseline_lr, 0.0, low_open=True)
+        common.check_float("max_grad_norm", self.max_grad_norm, -math.inf)
+        common.check_float("adam_eps", self.adam_eps, 0.0, low_open=True)
+        common.num_updates(self.total_steps, self.steps_per_update(spec))
+
+    def steps_per_update(self, spec: envs.EnvSpec) -> int:
+        """Env steps simulated per update (per seed)."""
+        return self.num_envs * self.num_steps
+
+
+class ReinforceState(NamedTuple):
+    policy_params: Params
+    baseline_params: Params  # {} without a baseline
+    policy_opt_state: optax.OptState
+    baseline_opt_state: optax.OptState
+    env_state: envs.VecEnvState
+    obs: Array  # shape=(num_envs, *obs_shape)
+    window: EpisodeWindow
+    key: PRNGKey
+    update: Array  # shape=(), dtype=int32
+    env_steps: Array  # shape=(), dtype=int32
+
+
+def reinforce_loss(logits_fn, value_fn, params: dict, traj, config: ReinforceConfig):
+    """REINFORCE loss L_π + L_V on a [T, N] batch (see the module docstring).
+
+    Args:
+      logits_fn: ``logits_fn(policy_params, obs[T, N, ...]) -> logits[T, N, A]``.
+      value_fn: ``value_fn(baseline_params, obs) -> v[T, N]`` (unused without a baseline).
+      params: ``{"policy": ..., "baseline": ...}``.
+      traj: a :class:`~rljax.types.Transition` with leading axes [T, N].
+      config: supplies ``gamma``, ``baseline`` and ``normalize_advantages``.
+
+    Returns:
+      ``(loss, info)``; L_π gives no gradient to the baseline and L_V none to the policy.
+    """
+    logp = networks.categorical(logits_fn(params["policy"], traj.obs)).log_prob(traj.action)
+    discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
+    if config.baseline:
+        v = value_fn(params["baseline"], traj.obs)
+        v_next = value_fn(params["baseline"], traj.next_obs)
+    else:
+        v = v_next = jnp.zeros_like(traj.reward)
+    g = common.over_envs(returns.discounted_returns)(traj.reward, discount, v_next, traj.done)
+    adv = g - jax.lax.stop_gradient(v)
+    if config.normalize_advantages:
+        adv = returns.standardize(adv)
+    policy = losses.policy_gradient_loss(logp, adv)
+    baseline = 2.0 * losses.value_loss(v, g) if config.baseline else jnp.zeros(())
+    info = {"policy_loss": policy, "baseline_loss": baseline, "return_mean": g.mean()}
+    return policy + baseline, info
+
+
+def _networks(config: ReinforceConfig, spec: envs.EnvSpec):
+    return common.actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
+
+
+def _optimizers(config: ReinforceConfig, spec: envs.EnvSpec):
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    steps = n if config.anneal_lr else None
+    return (
+        common.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
+        common.adam(config.baseline_lr, config.max_grad_norm, config.adam_eps, steps),
+    )
+
+
+def init(key: PRNGKey, config: ReinforceConfig, env: Any, env_params: Any) -> ReinforceState:
+    """Fresh parameters, optimiser states and environments for one run."""
+    spec = envs.spec(env, env_params)
+    key, pi_key, v_key, env_key = jax.random.split(key, 4)
+    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
+    actor, critic = _networks(config, spec)
+    policy_params = actor.init(pi_key, obs[0])
+    baseline_params = critic.init(v_key, obs[0]) if config.baseline else {}
+    pi_opt, v_opt = _optimizers(config, spec)
+    return ReinforceState(
+        policy_params=policy_params,
+        baseline_params=baseline_params,
+        policy_opt_state=pi_opt.init(policy_params),
+        baseline_opt_state=v_opt.init(baseline_params),
+        env_state=env_state,
+        obs=obs,
+        window=envs.episode_window_init(),
+        key=key,
+        update=jnp.zeros((), jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+    )
+
+
+def make_act(config: ReinforceConfig, env: Any, env_params: Any):
+    """``act(key, policy_params, obs[N], greedy) -> action[N]``."""
+    actor, _ = _networks(config, envs.spec(env, env_params))
+    return common.categorical_act(actor.apply)
+
+
+def update_step(
+    state: ReinforceState, config: ReinforceConfig, env: Any, env_params: Any
+) -> tuple[ReinforceState, dict[str, Array]]:
+    """Collect one batch of ``num_envs·num_steps`` env steps and update both networks once."""
+    spec = envs.spec(env, env_params)
+    actor, critic = _networks(config, spec)
+    key, roll_key = jax.random.split(state.key)
+    env_state, obs, traj = rollout(
+        roll_key,
+        common.categorical_policy(actor.apply),
+        state.policy_params,
+        env,
+        env_params,
+        state.env_state,
+        state.obs,
+        config.num_steps,
+    )
+    params = {"policy": state.policy_params, "baseline": state.baseline_params}
+    grads, loss_info = jax.grad(reinforce_loss, argnums=2, has_aux=True)(
+        actor.apply, critic.apply, params, traj, config
+    )
+    pi_opt, v_opt = _optimizers(config, spec)
+    policy_params, policy_opt_state = common.optimizer_step(
+        pi_opt, grads["policy"], state.policy_opt_state, state.policy_params
+    )
+    baseline_params, baseline_opt_state = common.optimizer_step(
+        v_opt, grads["baseline"], state.baseline_opt_state, state.baseline_params
+    )
+    window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
+    metrics = {**metrics, **loss_info, "policy_grad_norm": optax.global_norm(grads["policy"])}
+    new_state = ReinforceState(
+        policy_params=policy_params,
+        baseline_params=baseline_params,
+        policy_opt_state=policy_opt_state,
+        baseline_opt_state=baseline_opt_state,
+        env_state=env_state,
+        obs=obs,
+        window=window,
+        key=key,
+        update=state.update + 1,
+        env_steps=state.env_steps + config.steps_per_update(spec),
+    )
+    return new_state, metrics
+
+
+def make_train(config: ReinforceConfig, env: Any, env_params: Any):
+    """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
+    spec = envs.spec(env, env_params)
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    return common.scan_train(
+        lambda key: init(key, config, env, env_params),
+        lambda s: update_step(s, config, env, env_params),
+        n,
+    )
+
+
+AGENT = common.Agent(
+    name="reinforce",
+    config=ReinforceConfig,
+    presets=PRESETS,
+    init=init,
+    update_step=update_step,
+    make_train=make_train,
+    make_act=make_act,
+    policy_params=lambda state: state.policy_params,
+)

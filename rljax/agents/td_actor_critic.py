@@ -1,0 +1,261 @@
+"""One-step (TD(0)) actor-critic, online: one update after every vectorised env step.
+
+Each update takes ``num_steps`` (default 1) steps in each of ``num_envs`` environments and
+then one gradient step on those transitions, with separate policy and value MLPs and one Adam
+per network:
+
+    δₜ = rₜ + γ(1 − terminatedₜ)·sg(V(s'ₜ)) − V(sₜ)      (s'ₜ: final observation at an end)
+    L  = −mean_t log π(aₜ|sₜ)·sg(δₜ)  +  mean_t ½δₜ²  −  β·mean_t H(π(·|sₜ))
+
+The actor term gives no gradient to the critic, and the TD target none to anything, so the
+critic's step is the semi-gradient TD(0) update −δ·∇V(s). Only termination zeroes V(s');
+at a time-limit truncation V(s') is the value of the final observation. With
+``num_steps > 1`` every transition still gets its own one-step target (the policy is then
+updated once per ``num_steps`` steps).
+
+Seed 003 also logs an exponential moving average of completed-episode returns,
+ema ← α·G + (1 − α)·ema with α = ``ema_alpha`` = 0.05, starting at 0 (the running-reward
+smoothing of the Keras actor-critic example); it is kept per run and reported as the metric
+``ema_return``, next to the completed-episode returns.
+
+Reference: Sutton & Barto (2018), "Reinforcement Learning: An Introduction", ch. 13.5
+(one-step actor-critic); Barto, Sutton & Anderson (1983).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rljax import envs, losses, networks, returns
+from rljax.agents import common
+from rljax.rollout import rollout
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Tuned for reliable CartPole-v1 learning (see the report in the PR).
+    "default": {},
+    # Seed 003's hyperparameters: 128-unit nets, Adam 2e-4 for both, gamma 1.0, one env.
+    "seed": dict(
+        num_envs=1,
+        hidden_size=128,
+        num_layers=1,
+        activation="relu",
+        lr=2e-4,
+        critic_lr=2e-4,
+        gamma=1.0,
+        ent_coef=0.0,
+        max_grad_norm=0.0,
+        anneal_lr=False,
+    ),
+}
+
+
+@struct.dataclass
+class TDActorCriticConfig:
+    """One-step actor-critic hyperparameters. Loop and shape fields static; floats leaves."""
+
+    # Loop and shape (static).
+    total_steps: int = struct.field(pytree_node=False, default=500_000)  # env steps per seed
+    num_envs: int = struct.field(pytree_node=False, default=16)
+    num_steps: int = struct.field(pytree_node=False, default=1)  # env steps per env per update
+    hidden_size: int = struct.field(pytree_node=False, default=64)
+    num_layers: int = struct.field(pytree_node=False, default=2)
+    activation: str = struct.field(pytree_node=False, default="tanh")
+    anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
+    # Float hyperparameters (leaves).
+    lr: float = 3e-4  # actor learning rate
+    critic_lr: float = 1e-3
+    gamma: float = 0.99
+    ent_coef: float = 0.0
+    max_grad_norm: float = 1.0  # <= 0 turns clipping off
+    adam_eps: float = 1e-8
+    ema_alpha: float = 0.05  # smoothing of the ema_return metric
+
+    def validate(self, spec: envs.EnvSpec) -> None:
+        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
+        common.require_discrete(spec, "td_actor_critic")
+        for name in ("num_envs", "num_steps", "hidden_size", "num_layers"):
+            common.check_positive_int(name, getattr(self, name))
+        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
+        common.check_common(self.lr, self.gamma)
+        common.check_float("critic_lr", self.critic_lr, 0.0, low_open=True)
+        common.check_float("ent_coef", self.ent_coef, 0.0)
+        common.check_float("max_grad_norm", self.max_grad_norm, -math.inf)
+        common.check_float("adam_eps", self.adam_eps, 0.0, low_open=True)
+        common.check_float("ema_alpha", self.ema_alpha, 0.0, 1.0)
+        common.num_updates(self.total_steps, self.steps_per_update(spec))
+
+    def steps_per_update(self, spec: envs.EnvSpec) -> int:
+        """Env steps simulated per update (per seed)."""
+        return self.num_envs * self.num_steps
+
+
+class TDActorCriticState(NamedTuple):
+    actor_params: Params
+    critic_params: Params
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    env_state: envs.VecEnvState
+    obs: Array  # shape=(num_envs, *obs_shape)
+    window: EpisodeWindow
+    ema_return: Array  # shape=(), dtype=float32; EMA of completed-episode returns
+    key: PRNGKey
+    update: Array  # shape=(), dtype=int32
+    env_steps: Array  # shape=(), dtype=int32
+
+
+def td_actor_critic_loss(logits_fn, value_fn, params: dict, traj, config: TDActorCriticConfig):
+    """One-step actor-critic loss on a [T, N] batch (see the module docstring).
+
+    Args:
+      logits_fn: ``logits_fn(actor_params, obs[T, N, ...]) -> logits[T, N, A]``.
+      value_fn: ``value_fn(critic_params, obs) -> v[T, N]``.
+      params: ``{"actor": ..., "critic": ...}``.
+      traj: a :class:`~rljax.types.Transition` with leading axes [T, N].
+      config: supplies ``gamma`` and ``ent_coef``.
+
+    Returns:
+      ``(loss, info)`` with ``info["actor_loss"]``, ``info["critic_loss"]`` (½ mean δ²) and
+      ``info["entropy"]``.
+    """
+    dist = networks.categorical(logits_fn(params["actor"], traj.obs))
+    logp = dist.log_prob(traj.action)
+    v_tm1 = value_fn(params["critic"], traj.obs)
+    v_t = value_fn(params["critic"], traj.next_obs)
+    discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
+    delta = common.over_envs(returns.td_errors)(traj.reward, discount, v_tm1, v_t)
+    target = jax.lax.stop_gradient(delta + v_tm1)
+    actor = losses.policy_gradient_loss(logp, delta)
+    critic = losses.value_loss(v_tm1, target)
+    entropy = losses.entropy_loss(dist.entropy())
+    info = {"actor_loss": actor, "critic_loss": critic, "entropy": -entropy}
+    return actor + critic + config.ent_coef * entropy, info
+
+
+def ema_update(ema: Array, episode_return: Array, done: Array, alpha: Array | float) -> Array:
+    """Fold the completed episodes of a [T, N] batch into an EMA, in the order they ended."""
+
+    def _body(e, x):
+        g, d = x
+        return jnp.where(d, alpha * g + (1.0 - alpha) * e, e), None
+
+    ema, _ = jax.lax.scan(_body, ema, (episode_return.reshape(-1), done.reshape(-1)))
+    return ema
+
+
+def _networks(config: TDActorCriticConfig, spec: envs.EnvSpec):
+    return common.actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
+
+
+def _optimizers(config: TDActorCriticConfig, spec: envs.EnvSpec):
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    steps = n if config.anneal_lr else None
+    return (
+        common.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
+        common.adam(config.critic_lr, config.max_grad_norm, config.adam_eps, steps),
+    )
+
+
+def init(key: PRNGKey, config: TDActorCriticConfig, env: Any, env_params: Any):
+    """Fresh parameters, optimiser states and environments for one run."""
+    spec = envs.spec(env, env_params)
+    key, pi_key, v_key, env_key = jax.random.split(key, 4)
+    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
+    actor, critic = _networks(config, spec)
+    actor_params, critic_params = actor.init(pi_key, obs[0]), critic.init(v_key, obs[0])
+    pi_opt, v_opt = _optimizers(config, spec)
+    return TDActorCriticState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        actor_opt_state=pi_opt.init(actor_params),
+        critic_opt_state=v_opt.init(critic_params),
+        env_state=env_state,
+        obs=obs,
+        window=envs.episode_window_init(),
+        ema_return=jnp.zeros((), jnp.float32),
+        key=key,
+        update=jnp.zeros((), jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+    )
+
+
+def make_act(config: TDActorCriticConfig, env: Any, env_params: Any):
+    """``act(key, actor_params, obs[N], greedy) -> action[N]``."""
+    actor, _ = _networks(config, envs.spec(env, env_params))
+    return common.categorical_act(actor.apply)
+
+
+def update_step(
+    state: TDActorCriticState, config: TDActorCriticConfig, env: Any, env_params: Any
+) -> tuple[TDActorCriticState, dict[str, Array]]:
+    """Step every env ``num_steps`` times, then take one gradient step on those transitions."""
+    spec = envs.spec(env, env_params)
+    actor, critic = _networks(config, spec)
+    key, roll_key = jax.random.split(state.key)
+    env_state, obs, traj = rollout(
+        roll_key,
+        common.categorical_policy(actor.apply),
+        state.actor_params,
+        env,
+        env_params,
+        state.env_state,
+        state.obs,
+        config.num_steps,
+    )
+    params = {"actor": state.actor_params, "critic": state.critic_params}
+    grads, loss_info = jax.grad(td_actor_critic_loss, argnums=2, has_aux=True)(
+        actor.apply, critic.apply, params, traj, config
+    )
+    pi_opt, v_opt = _optimizers(config, spec)
+    actor_params, actor_opt_state = common.optimizer_step(
+        pi_opt, grads["actor"], state.actor_opt_state, state.actor_params
+    )
+    critic_params, critic_opt_state = common.optimizer_step(
+        v_opt, grads["critic"], state.critic_opt_state, state.critic_params
+    )
+    window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
+    ema = ema_update(state.ema_return, traj.episode_return, traj.done, config.ema_alpha)
+    metrics = {**metrics, **loss_info, "ema_return": ema}
+    new_state = TDActorCriticState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        actor_opt_state=actor_opt_state,
+        critic_opt_state=critic_opt_state,
+        env_state=env_state,
+        obs=obs,
+        window=window,
+        ema_return=ema,
+        key=key,
+        update=state.update + 1,
+        env_steps=state.env_steps + config.steps_per_update(spec),
+    )
+    return new_state, metrics
+
+
+def make_train(config: TDActorCriticConfig, env: Any, env_params: Any):
+    """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
+    spec = envs.spec(env, env_params)
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    return common.scan_train(
+        lambda key: init(key, config, env, env_params),
+        lambda s: update_step(s, config, env, env_params),
+        n,
+    )
+
+
+AGENT = common.Agent(
+    name="td_actor_critic",
+    config=TDActorCriticConfig,
+    presets=PRESETS,
+    init=init,
+    update_step=update_step,
+    make_train=make_train,
+    make_act=make_act,
+    policy_params=lambda state: state.actor_params,
+)

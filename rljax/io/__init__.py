@@ -1,0 +1,1 @@
+"""Host-side input and output: results folders, plots, rendering, checkpoints."""

@@ -1,0 +1,270 @@
+"""Run an experiment: many seeds in one jit(vmap), trained in chunks, results on disk.
+
+The training loop is an outer Python loop over jitted chunks of updates (the seed axis stays
+inside one ``jit(vmap)``), so progress can be shown and every chunk's metrics are written as
+the run goes. Chunked training runs exactly the updates ``make_train`` scans over.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rljax import envs, evaluation
+from rljax.agents import AGENTS, Agent, ConfigError
+
+RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "episode.gif")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("rljax", "jax", "jaxlib", "flax", "optax", "distrax", "chex", "gymnax"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def build_config(agent: Agent, preset: str, overrides: dict[str, Any], spec: envs.EnvSpec) -> Any:
+    """The agent's config: defaults, then the preset, then explicit overrides; validated."""
+    if preset not in agent.presets:
+        raise ConfigError(
+            f"--preset {preset!r} is not a preset of {agent.name}; "
+            f"valid: {', '.join(agent.presets)}"
+        )
+    config = agent.config(**{**agent.presets[preset], **overrides})
+    config.validate(spec)
+    return config
+
+
+def run_keys(seed: int, num_seeds: int) -> jax.Array:
+    """Run i's key is ``fold_in(key(seed), i)``: independent of how many runs share a batch."""
+    root = jax.random.key(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(num_seeds))
+
+
+class Progress:
+    """One status line per chunk on stderr: env steps, steps/s, ETA, mean return."""
+
+    def __init__(self, total_steps: int, num_seeds: int, quiet: bool):
+        self.total, self.num_seeds, self.quiet = total_steps, num_seeds, quiet
+        self.start = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, steps: int, mean_return: float) -> None:
+        if self.quiet:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = steps * self.num_seeds / max(elapsed, 1e-9)
+        eta = (self.total - steps) * self.num_seeds / max(rate, 1e-9)
+        frac = steps / self.total
+        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+        ret = "n/a" if math.isnan(mean_return) else f"{mean_return:8.1f}"
+        line = (
+            f"[{bar}] {steps:>10,}/{self.total:,} steps/seed | {rate:>11,.0f} steps/s | "
+            f"ETA {eta:5.0f}s | return {ret}"
+        )
+        print(("\r" if self.tty else "") + line, end="" if self.tty else "\n", file=sys.stderr)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            print(file=sys.stderr)
+
+
+def _summarise_chunk(metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:
+    """Per-seed values of a chunk's metrics ([S, U] arrays -> [S])."""
+    m = {k: np.asarray(v) for k, v in metrics.items()}
+    count = m.pop("episode_count").sum(1)
+    total = m.pop("episode_return_sum").sum(1)
+    out = {
+        "episodes": count,
+        "episode_return": np.where(count > 0, total / np.maximum(count, 1), np.nan),
+    }
+    for k, v in m.items():
+        out[k] = v[:, -1] if k.startswith("ema_") else v.mean(1)
+    return out
+
+
+def chunk_lengths(num_updates: int, num_chunks: int) -> list[int]:
+    """Split the updates into about ``num_chunks`` equal chunks (one compile if possible).
+
+    Prefers a chunk count near ``num_chunks`` that divides ``num_updates``; otherwise the last
+    chunk is shorter (and compiles once more).
+    """
+    k = max(1, min(num_chunks, num_updates))
+    for d in sorted(range(max(1, k // 2), min(2 * k, num_updates) + 1), key=lambda d: abs(d - k)):
+        if num_updates % d == 0:
+            return [num_updates // d] * d
+    size = math.ceil(num_updates / k)
+    lengths = [size] * (num_updates // size)
+    return lengths + ([num_updates % size] if num_updates % size else [])
+
+
+@dataclasses.dataclass
+class RunResult:
+    state: Any
+    summary: dict[str, Any]
+
+
+def train_and_evaluate(
+    agent: Agent,
+    config: Any,
+    env_name: str,
+    num_seeds: int,
+    seed: int,
+    out: Path,
+    *,
+    num_chunks: int = 50,
+    eval_episodes: int = 100,
+    quiet: bool = False,
+    extra_summary: dict[str, Any] | None = None,
+    on_chunk: Callable[[int, Any], None] | None = None,
+) -> RunResult:
+    """Train ``num_seeds`` runs at once, evaluate them, and write the results folder."""
+    env, env_params = envs.make(env_name)
+    spec = envs.spec(env, env_params)
+    steps_per_update = config.steps_per_update(spec)
+    num_updates = config.total_steps // steps_per_update
+    lengths = chunk_lengths(num_updates, num_chunks)
+
+    out.mkdir(parents=True, exist_ok=True)
+    wall_start = time.perf_counter()
+    keys = run_keys(seed, num_seeds)
+    train_keys, eval_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
+    train_keys, eval_keys = train_keys[:, 0], eval_keys[:, 0]
+
+    def update(s):
+        return agent.update_step(s, config, env, env_params)
+
+    def chunk(state, length):
+        return jax.vmap(lambda s: jax.lax.scan(lambda c, _: update(c), s, None, length=length))(
+            state
+        )
+
+    compile_time = 0.0
+    t = time.perf_counter()
+    init_fn = (
+        jax.jit(jax.vmap(lambda k: agent.init(k, config, env, env_params)))
+        .lower(train_keys)
+        .compile()
+    )
+    state = init_fn(train_keys)
+    compiled: dict[int, Any] = {}
+    for n in sorted(set(lengths)):
+        compiled[n] = jax.jit(chunk, static_argnums=1).lower(state, n).compile()
+    compile_time += time.perf_counter() - t
+
+    metrics_path = out / "metrics.csv"
+    progress = Progress(num_updates * steps_per_update, num_seeds, quiet)
+    train_start = time.perf_counter()
+    header: list[str] | None = None
+    update_count = 0
+    with open(metrics_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        for i, n in enumerate(lengths):
+            state, metrics = compiled[n](state)
+            update_count += n
+            per_seed = _summarise_chunk(metrics)
+            env_steps = update_count * steps_per_update
+            if header is None:
+                header = ["seed", "update", "env_steps", *per_seed]
+                writer.writerow(header)
+            for s in range(num_seeds):
+                row = [s, update_count, env_steps]
+                for k in header[3:]:
+                    v = float(per_seed[k][s])
+                    row.append("" if math.isnan(v) else f"{v:.6g}")
+                writer.writerow(row)
+            f.flush()
+            progress.update(
+                env_steps,
+                float(np.nanmean(per_seed["episode_return"]))
+                if np.isfinite(per_seed["episode_return"]).any()
+                else math.nan,
+            )
+            if on_chunk is not None:
+                on_chunk(i, state)
+    jax.block_until_ready(state)
+    train_time = time.perf_counter() - train_start
+    progress.close()
+
+    # Evaluation: a separate key stream; greedy (mode) and sampled policies.
+    t = time.perf_counter()
+    act = agent.make_act(config, env, env_params)
+    params = agent.policy_params(state)
+
+    def _eval(greedy):
+        fn = lambda k, p, o: act(k, p, o, greedy)
+        return jax.jit(
+            jax.vmap(lambda k, p: evaluation.evaluate(k, fn, p, env, env_params, eval_episodes))
+        )
+
+    greedy_returns = np.asarray(_eval(True)(eval_keys, params))
+    sampled_returns = np.asarray(
+        _eval(False)(jax.vmap(jax.random.fold_in, (0, None))(eval_keys, 1), params)
+    )
+    eval_time = time.perf_counter() - t
+
+    greedy_mean = greedy_returns.mean(1)
+    solved = evaluation.solved(greedy_mean, spec)
+    solved_at = np.asarray(state.window.solved_at)
+    summary: dict[str, Any] = {
+        "agent": agent.name,
+        "env": env_name,
+        "num_seeds": num_seeds,
+        "seed": seed,
+        "total_steps": int(num_updates * steps_per_update),
+        "num_updates": num_updates,
+        "eval_episodes": eval_episodes,
+        "eval_returns": [round(float(x), 4) for x in greedy_mean],
+        "eval_returns_sampled": [round(float(x), 4) for x in sampled_returns.mean(1)],
+        "solved_threshold": spec.solved_threshold,
+        "solved": None if solved is None else [bool(x) for x in solved],
+        "solved_count": None if solved is None else int(np.sum(solved)),
+        "episodes_to_solve": [int(x) if x >= 0 else None for x in solved_at],
+        "compile_time_s": round(compile_time, 3),
+        "train_time_s": round(train_time, 3),
+        "eval_time_s": round(eval_time, 3),
+        "wall_time_s": round(time.perf_counter() - wall_start, 3),
+        "steps_per_second": round(num_updates * steps_per_update * num_seeds / train_time, 1),
+        "versions": versions(),
+        **(extra_summary or {}),
+    }
+    return RunResult(state=state, summary=summary)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, (np.generic,)):
+        return x.item()
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+def agent_names() -> list[str]:
+    return list(AGENTS)

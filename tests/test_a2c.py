@@ -1,0 +1,141 @@
+"""A2C: both return modes compose the shared pieces correctly, under jit(vmap)."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rljax import envs, evaluation
+from rljax.agents import a2c, common
+from rljax.io import experiment
+from rljax.types import Transition
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return envs.make("CartPole-v1")
+
+
+def _tiny(**kw):
+    return a2c.A2CConfig(**{"total_steps": 512, "num_envs": 4, "num_steps": 8, **kw})
+
+
+@pytest.mark.parametrize("preset", ["default", "keras"])
+def test_train_under_jit_vmap_is_finite(cartpole, preset):
+    env, env_params = cartpole
+    kw = {**a2c.PRESETS[preset], "total_steps": 2 * 500 if preset == "keras" else 512}
+    config = a2c.A2CConfig(**kw)
+    config.validate(envs.spec(env, env_params))
+    keys = jax.random.split(jax.random.key(0), 2)
+    state, metrics = jax.jit(jax.vmap(a2c.make_train(config, env, env_params)))(keys)
+    chex.assert_tree_all_finite(state.params)
+    n = config.total_steps // config.steps_per_update(envs.spec(env, env_params))
+    assert metrics["actor_loss"].shape == (2, n)
+    assert int(state.update[0]) == n
+    assert int(state.env_steps[0]) == n * config.steps_per_update(envs.spec(env, env_params))
+
+
+def test_update_step_does_not_retrace(cartpole):
+    env, env_params = cartpole
+    config = _tiny()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(state):
+        return a2c.update_step(state, config, env, env_params)
+
+    state = a2c.init(jax.random.key(0), config, env, env_params)
+    for _ in range(3):
+        state, _ = step(state)
+
+
+def test_chunked_runner_equals_make_train(cartpole, tmp_path):
+    """Training in jitted chunks runs exactly the updates of make_train's single scan.
+
+    XLA may fuse a scan of another length differently, so equality is to float32 rounding.
+    """
+    env, env_params = cartpole
+    config = _tiny(total_steps=4 * 32 * 6)
+    keys = experiment.run_keys(0, 2)
+    train_keys = jax.vmap(jax.random.split)(keys)[:, 0]
+    state, _ = jax.jit(jax.vmap(a2c.make_train(config, env, env_params)))(train_keys)
+    result = experiment.train_and_evaluate(
+        a2c.AGENT,
+        config,
+        "CartPole-v1",
+        2,
+        0,
+        tmp_path,
+        num_chunks=3,
+        eval_episodes=2,
+        quiet=True,
+    )
+    for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(result.state.params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-7)
+
+
+def test_monte_carlo_returns_match_numpy(cartpole):
+    """Episode-standardised MC returns with the truncation bootstrap, against a numpy loop."""
+    rng = np.random.default_rng(0)
+    T, N, gamma = 12, 3, 0.9
+    r = rng.normal(size=(T, N)).astype(np.float32)
+    term = np.zeros((T, N), bool)
+    trunc = np.zeros((T, N), bool)
+    term[5, 0] = True  # env 0 terminates at step 5
+    trunc[7, 1] = True  # env 1 is truncated at step 7
+    trunc[T - 1, 2] = True  # env 2 truncated at the last step
+    v_next = rng.normal(size=(T, N)).astype(np.float32)
+    done = term | trunc
+    mask = np.asarray(a2c.first_episode_mask(jnp.asarray(done)))
+    z = jnp.zeros((T, N))
+    traj = Transition(z, z, z, jnp.asarray(r), jnp.asarray(term), jnp.asarray(trunc), z, z, z)
+    got = np.asarray(
+        a2c._mc_returns(a2c.A2CConfig(gamma=gamma), traj, jnp.asarray(v_next), jnp.asarray(mask))
+    )
+    for n in range(N):
+        end = int(np.argmax(done[:, n]))
+        g_mc = np.zeros(end + 1)
+        acc = 0.0
+        for t in range(end, -1, -1):
+            acc = r[t, n] + (gamma * acc if t < end else 0.0)
+            g_mc[t] = acc
+        boot = 0.0
+        if trunc[end, n]:
+            boot = g_mc.mean() + g_mc.std() * v_next[end, n]
+        g = g_mc + np.array([gamma ** (end - t + 1) for t in range(end + 1)]) * boot
+        want = (g - g.mean()) / (g.std() + 1e-8)
+        np.testing.assert_allclose(got[: end + 1, n], want, rtol=1e-4, atol=1e-5)
+        assert np.all(got[end + 1 :, n] == 0.0)
+
+
+def test_validate_rejects_continuous_env():
+    env, env_params = envs.make("Pendulum-v1")
+    with pytest.raises(common.ConfigError, match="a2c needs a discrete"):
+        a2c.A2CConfig().validate(envs.spec(env, env_params))
+
+
+def test_float_hyperparameters_are_leaves_so_a_sweep_is_vmap(cartpole):
+    env, env_params = cartpole
+    configs = jax.vmap(lambda lr: _tiny(lr=lr))(jnp.array([1e-3, 3e-3]))
+    assert configs.lr.shape == (2,)
+    train = jax.vmap(lambda c, k: a2c.make_train(c, env, env_params)(k))
+    state, _ = jax.jit(train)(configs, jax.random.split(jax.random.key(0), 2))
+    chex.assert_tree_all_finite(state.params)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset, budget, need", [("default", 300_000, 7), ("keras", 300_000, 6)])
+def test_a2c_solves_cartpole(cartpole, preset, budget, need):
+    env, env_params = cartpole
+    config = a2c.A2CConfig(**{**a2c.PRESETS[preset], "total_steps": budget})
+    keys = experiment.run_keys(0, 8)
+    state, _ = jax.jit(jax.vmap(a2c.make_train(config, env, env_params)))(keys)
+    act = a2c.make_act(config, env, env_params)
+    greedy = lambda k, p, o: act(k, p, o, True)
+    returns = jax.jit(
+        jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, env, env_params, 100))
+    )(keys, state.params)
+    assert int((returns.mean(1) >= 475).sum()) >= need

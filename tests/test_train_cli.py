@@ -1,0 +1,141 @@
+"""The experiments/train.py contract: bad input, results files, determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+import train  # noqa: E402
+
+TINY = [
+    "--num-seeds",
+    "2",
+    "--total-steps",
+    "2048",
+    "--num-chunks",
+    "4",
+    "--quiet",
+    "--eval-episodes",
+    "3",
+]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--agent", "nope"], "--agent"),
+        (["--env", "Foo-v0"], "--env"),
+        (["--env", "Pendulum-v1"], "continuous"),
+        (["--num-seeds", "0"], "--num-seeds"),
+        (["--num-seeds", "-3"], "--num-seeds"),
+        (["--total-steps", "10"], "--total-steps"),
+        (["--lr", "nan"], "--lr"),
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "0"], "--lr"),
+        (["--lr", "-1e-3"], "--lr"),
+        (["--gamma", "1.5"], "--gamma"),
+        (["--gamma", "-0.1"], "--gamma"),
+        (["--num-envs", "abc"], "--num-envs"),
+        (["--preset", "nope"], "--preset"),
+        (["--mode", "td"], "--mode"),
+    ],
+)
+def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, argv, needle):
+    out = tmp_path / "run"
+    assert train.main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert needle in err[0]
+    assert not out.exists()
+
+
+def test_out_holding_another_run_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"agent": "a2c"}')
+    (out / "summary.json").write_text("{}")
+    assert train.main([*TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert (out / "config.json").read_text() == '{"agent": "a2c"}'  # untouched
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    assert train.main([*TINY, "--out", str(other), "--overwrite"]) == 2
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_exit_status_in_a_subprocess(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "train.py"),
+            "--lr",
+            "nan",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "--lr" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def _numbers(summary: dict) -> dict:
+    drop = {"compile_time_s", "train_time_s", "eval_time_s", "wall_time_s", "steps_per_second"}
+    return {k: v for k, v in summary.items() if k not in drop}
+
+
+def test_results_files_and_determinism(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert train.main([*TINY, "--out", str(a)]) == 0
+    assert train.main([*TINY, "--out", str(b)]) == 0
+    sa = json.loads((a / "summary.json").read_text())
+    sb = json.loads((b / "summary.json").read_text())
+    assert _numbers(sa) == _numbers(sb)
+    for key in (
+        "agent",
+        "env",
+        "num_seeds",
+        "total_steps",
+        "eval_returns",
+        "solved",
+        "episodes_to_solve",
+        "compile_time_s",
+        "wall_time_s",
+        "versions",
+    ):
+        assert key in sa
+    assert len(sa["eval_returns"]) == 2 and len(sa["solved"]) == 2
+    assert sa["versions"]["jax"] != "unknown"
+    config = json.loads((a / "config.json").read_text())
+    assert config["agent"] == "a2c" and config["config"]["lr"] == pytest.approx(1e-3)
+    rows = list(csv.DictReader(open(a / "metrics.csv")))
+    assert len(rows) == 4 * 2  # chunks x seeds
+    assert {r["seed"] for r in rows} == {"0", "1"}
+    assert int(rows[-1]["env_steps"]) == sa["total_steps"]
+    # Same run again into the same folder needs --overwrite, then replaces it.
+    assert train.main([*TINY, "--out", str(a)]) == 2
+    assert train.main([*TINY, "--out", str(a), "--overwrite", "--seed", "1"]) == 0
+    assert json.loads((a / "summary.json").read_text())["seed"] == 1
+
+
+def test_run_i_does_not_depend_on_batch_size(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    base = ["--total-steps", "1024", "--num-chunks", "2", "--quiet", "--eval-episodes", "2"]
+    assert train.main([*base, "--num-seeds", "1", "--out", str(one)]) == 0
+    assert train.main([*base, "--num-seeds", "3", "--out", str(two)]) == 0
+    r1 = json.loads((one / "summary.json").read_text())["eval_returns"]
+    r3 = json.loads((two / "summary.json").read_text())["eval_returns"]
+    assert r1[0] == pytest.approx(r3[0], rel=1e-5)
