@@ -22,6 +22,7 @@ from rljax import envs
 from rljax.agents import AGENTS, ConfigError
 from rljax.agents.common import check_positive_int
 from rljax.io import experiment
+from rljax.io.checkpoint import CheckpointError
 
 PROG = "train.py"
 
@@ -56,6 +57,8 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
     p.add_argument("--num-chunks", type=int, default=50, help="logging points (jitted chunks)")
     p.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes per seed")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--checkpoint-every", type=int, default=10, help="chunks between checkpoints")
+    p.add_argument("--resume", type=Path, default=None, help="continue the run in this folder")
     if agent_name in AGENTS:
         group = p.add_argument_group(f"{agent_name} hyperparameters")
         for f in dataclasses.fields(AGENTS[agent_name].config):
@@ -104,11 +107,75 @@ def check_out(out: Path, overwrite: bool) -> None:
         )
 
 
+RUN_FLAGS = ("agent", "env", "num_seeds", "seed", "preset", "num_chunks", "eval_episodes")
+
+
+def _given(argv: list[str]) -> set[str]:
+    """Names of the options the user typed (``--num-seeds 3`` -> ``num_seeds``)."""
+    names = set()
+    for a in argv:
+        if a.startswith("--"):
+            name = a[2:].split("=", 1)[0]
+            names.add(name.removeprefix("no-").replace("-", "_"))
+    return names
+
+
+def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Namespace, dict]:
+    """The saved run's settings; any flag given that disagrees with them is an error."""
+    import json
+
+    from rljax.io import checkpoint
+
+    d = args.resume
+    if not (d / "config.json").is_file():
+        raise UsageError(f"--resume {d}: no rljax run there (config.json missing)")
+    if checkpoint.latest_step(d / "checkpoints") is None:
+        raise UsageError(f"--resume {d}: the run has no checkpoint to resume from")
+    try:
+        saved = json.loads((d / "config.json").read_text())
+    except json.JSONDecodeError:
+        raise UsageError(f"--resume {d}: config.json is not valid JSON") from None
+    given = _given(argv)
+    for name in RUN_FLAGS:
+        if name in given and getattr(args, name) != saved.get(name):
+            raise UsageError(
+                f"--resume {d}: the run there has --{name.replace('_', '-')} {saved.get(name)}; "
+                f"got {getattr(args, name)}"
+            )
+    if "total_steps" in given and args.total_steps != saved["total_steps"]:
+        raise UsageError(
+            f"--resume {d}: the run there has --total-steps {saved['total_steps']}; "
+            f"got {args.total_steps}"
+        )
+    if saved.get("agent") not in AGENTS:
+        raise UsageError(f"--resume {d}: unknown agent {saved.get('agent')!r} in config.json")
+    fields = {f.name for f in dataclasses.fields(AGENTS[saved["agent"]].config)}
+    for name in given & fields:
+        if saved["agent"] != args.agent or getattr(args, name) != saved["config"].get(name):
+            raise UsageError(
+                f"--resume {d}: the run there has --{name.replace('_', '-')} "
+                f"{saved['config'].get(name)}; got {getattr(args, name)}"
+            )
+    saved_major = str(saved.get("versions", {}).get("rljax", "0")).split(".")[0]
+    if saved_major != experiment.versions()["rljax"].split(".")[0]:
+        raise UsageError(
+            f"--resume {d}: written by rljax {saved['versions'].get('rljax')}, "
+            f"incompatible with {experiment.versions()['rljax']}"
+        )
+    for name in RUN_FLAGS:
+        setattr(args, name, saved[name])
+    args.out = d
+    return args, {k: v for k, v in saved["config"].items() if k in fields}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args, overrides = parse(argv)
+        if args.resume is not None:
+            args, overrides = resume_args(args, argv)
         check_positive_int("num_seeds", args.num_seeds)
+        check_positive_int("checkpoint_every", args.checkpoint_every)
         check_positive_int("num_chunks", args.num_chunks)
         check_positive_int("eval_episodes", args.eval_episodes)
         agent = AGENTS[args.agent]
@@ -116,12 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         spec = envs.spec(env, env_params)
         config = experiment.build_config(agent, args.preset, overrides, spec)
         out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
-        check_out(out, args.overwrite)
+        if args.resume is None:
+            check_out(out, args.overwrite)
     except (UsageError, ConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
 
-    if out.exists() and args.overwrite:
+    if args.resume is None and out.exists() and args.overwrite:
         for name in [*experiment.RESULT_FILES, "checkpoints"]:
             path = out / name
             if path.is_dir():
@@ -141,19 +209,32 @@ def main(argv: list[str] | None = None) -> int:
         "config": experiment.config_dict(config),
         "versions": experiment.versions(),
     }
-    experiment.write_json(out / "config.json", run_info)
-    result = experiment.train_and_evaluate(
-        agent,
-        config,
-        args.env,
-        args.num_seeds,
-        args.seed,
-        out,
-        num_chunks=args.num_chunks,
-        eval_episodes=args.eval_episodes,
-        quiet=args.quiet,
-        extra_summary={"preset": args.preset},
-    )
+    if args.resume is None:
+        experiment.write_json(out / "config.json", run_info)
+    try:
+        result = experiment.train_and_evaluate(
+            agent,
+            config,
+            args.env,
+            args.num_seeds,
+            args.seed,
+            out,
+            num_chunks=args.num_chunks,
+            eval_episodes=args.eval_episodes,
+            quiet=args.quiet,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume is not None,
+            extra_summary={"preset": args.preset},
+        )
+    except experiment.NonFiniteError as e:
+        print(
+            f"{PROG}: stopped: {e}; the last good checkpoint is in {out / 'checkpoints'}",
+            file=sys.stderr,
+        )
+        return 1
+    except CheckpointError as e:
+        print(f"{PROG}: error: --resume {out}: {e}", file=sys.stderr)
+        return 2
     experiment.write_json(out / "summary.json", result.summary)
     s = result.summary
     solved = "" if s["solved_count"] is None else f", solved {s['solved_count']}/{s['num_seeds']}"

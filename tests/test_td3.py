@@ -1,0 +1,150 @@
+"""Tests for rljax.agents.td3: twin minimum target, smoothing clip, delayed updates."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rljax import envs, evaluation
+from rljax.agents import AGENTS, common, ddpg, td3
+
+ENV, ENV_PARAMS = envs.make("Pendulum-v1")
+SPEC = envs.spec(ENV, ENV_PARAMS)
+TINY = dict(
+    total_steps=64, buffer_size=64, batch_size=8, learning_starts=8, hidden_size=8, num_layers=1
+)
+
+
+def tiny(**kw) -> td3.TD3Config:
+    return td3.TD3Config(**{**TINY, **kw})
+
+
+def batch_of(key, n=16, terminated=None):
+    ko, ka, kr, kn = jax.random.split(key, 4)
+    return ddpg.Experience(
+        obs=jax.random.normal(ko, (n, 3)),
+        action=jax.random.uniform(ka, (n, 1), minval=-2, maxval=2),
+        reward=jax.random.normal(kr, (n,)),
+        next_obs=jax.random.normal(kn, (n, 3)),
+        terminated=jnp.zeros((n,), bool) if terminated is None else jnp.asarray(terminated),
+    )
+
+
+def test_defaults_are_td3():
+    c = td3.TD3Config()
+    assert (c.num_critics, c.policy_delay, c.target_noise, c.target_noise_clip) == (2, 2, 0.2, 0.5)
+    assert AGENTS["td3"].config is td3.TD3Config and AGENTS["td3"].name == "td3"
+
+
+def test_twin_critics_are_distinct_and_target_is_their_minimum():
+    config = tiny(target_noise=0.0, gamma=0.9)
+    state = ddpg.init(jax.random.key(0), config, ENV, ENV_PARAMS)
+    nets = ddpg.make_networks(config, SPEC)
+    leaves = jax.tree.leaves(state.critic_params)
+    assert all(x.shape[0] == 2 for x in leaves)
+    assert not all(jnp.allclose(x[0], x[1]) for x in leaves)  # independently initialised
+    batch = batch_of(jax.random.key(1), n=6, terminated=[0, 1, 0, 0, 0, 0])
+    y = ddpg.td_target(jax.random.key(2), config, nets, SPEC, state, batch)
+    mu = nets.actor(state.target_actor_params, batch.next_obs)
+    q = np.asarray(nets.critic(state.target_critic_params, batch.next_obs, mu))  # [2, B]
+    assert (q[0] != q[1]).all()
+    term = np.asarray(batch.terminated, np.float64)
+    expected = np.asarray(batch.reward) + 0.9 * (1 - term) * np.minimum(q[0], q[1])
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_each_critic_gets_its_own_gradient():
+    config = tiny()
+    state = ddpg.init(jax.random.key(0), config, ENV, ENV_PARAMS)
+    nets = ddpg.make_networks(config, SPEC)
+    batch = batch_of(jax.random.key(1))
+    y = jnp.ones((16,))
+    g = jax.grad(lambda p: ddpg.critic_loss(p, nets, batch, y)[0])(state.critic_params)
+    for k in range(2):
+        own = jax.tree.map(lambda x, k=k: x[k], state.critic_params)
+        single = jax.grad(
+            lambda p: jnp.mean(0.5 * (y - nets.critic_one(p, batch.obs, batch.action)) ** 2)
+        )(own)
+        chex.assert_trees_all_close(jax.tree.map(lambda x, k=k: x[k], g), single, rtol=1e-5)
+
+
+def test_target_smoothing_noise_is_clipped():
+    mu = jnp.zeros((10_000, 1))
+    a = ddpg.noisy_action(jax.random.key(0), mu, 100.0, 0.5, SPEC)  # huge σ, clip c = 0.5
+    half = (SPEC.action_high - SPEC.action_low) / 2
+    assert float(jnp.max(jnp.abs(a))) == pytest.approx(0.5 * half)
+    a = ddpg.noisy_action(jax.random.key(0), mu + 1.9, 0.2, 0.5, SPEC)  # then the bounds
+    assert float(a.max()) <= SPEC.action_high and float(a.min()) >= 1.9 - 0.5 * half - 1e-6
+    none = ddpg.noisy_action(jax.random.key(0), mu + 0.3, 0.0, 0.5, SPEC)
+    np.testing.assert_array_equal(none, mu + 0.3)
+
+
+@pytest.mark.parametrize("delay", [2, 3])
+def test_delayed_actor_and_target_updates(delay):
+    config = tiny(policy_delay=delay, learning_starts=8 * delay, total_steps=64 * delay, tau=0.1)
+    step = jax.jit(lambda s: ddpg.update_step(s, config, ENV, ENV_PARAMS))
+    state = ddpg.init(jax.random.key(0), config, ENV, ENV_PARAMS)
+    for _ in range(config.warmup_updates(SPEC)):
+        state, _ = step(state)
+    new, _ = step(state)
+    # One update: `delay` env steps and critic steps, ONE actor step and ONE target update.
+    assert int(new.env_steps - state.env_steps) == delay == config.steps_per_update(SPEC)
+    assert int(new.critic_opt_state[0].count) == delay
+    assert int(new.actor_opt_state[0].count) == 1
+    tau = 0.1
+    for online, old, tgt in [
+        (new.actor_params, state.target_actor_params, new.target_actor_params),
+        (new.critic_params, state.target_critic_params, new.target_critic_params),
+    ]:
+        expected = jax.tree.map(lambda o, t: tau * o + (1 - tau) * t, online, old)
+        chex.assert_trees_all_close(tgt, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "env_name, kw, flag",
+    [
+        ("CartPole-v1", {}, "--agent td3"),
+        ("Pendulum-v1", dict(batch_size=128, buffer_size=64), "--batch-size"),
+        ("Pendulum-v1", dict(tau=-0.1), "--tau"),
+        ("Pendulum-v1", dict(tau=2.0), "--tau"),
+        ("Pendulum-v1", dict(learning_starts=4), "--learning-starts"),
+        ("Pendulum-v1", dict(num_critics=1), "--num-critics"),
+        ("Pendulum-v1", dict(policy_delay=0), "--policy-delay"),
+        ("Pendulum-v1", dict(target_noise=float("inf")), "--target-noise"),
+    ],
+)
+def test_validate_rejects_bad_input(env_name, kw, flag):
+    env, env_params = envs.make(env_name)
+    with pytest.raises(common.ConfigError, match=flag):
+        tiny(**kw).validate(envs.spec(env, env_params))
+
+
+def test_presets_validate():
+    for preset in td3.PRESETS.values():
+        td3.TD3Config(**preset).validate(SPEC)
+
+
+def test_make_train_jit_vmap_two_seeds():
+    config = tiny(total_steps=40)
+    keys = jax.random.split(jax.random.key(0), 2)
+    state, metrics = jax.jit(jax.vmap(ddpg.make_train(config, ENV, ENV_PARAMS)))(keys)
+    n = config.total_steps // config.steps_per_update(SPEC)
+    assert metrics["critic_loss"].shape == (2, n)
+    np.testing.assert_array_equal(state.env_steps, [40, 40])
+    chex.assert_tree_all_finite(state.actor_params)
+    assert not jnp.allclose(state.obs[0], state.obs[1])
+
+
+@pytest.mark.slow
+def test_td3_learns_pendulum():
+    config = td3.TD3Config()
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(8))
+    state, _ = jax.jit(jax.vmap(ddpg.make_train(config, ENV, ENV_PARAMS)))(keys)
+    act = ddpg.make_act(config, ENV, ENV_PARAMS)
+    greedy = lambda k, p, o: act(k, p, o, True)  # noqa: E731
+    ev = jax.jit(jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, ENV, ENV_PARAMS, 100)))
+    returns = np.asarray(ev(keys, state.actor_params).mean(-1))
+    assert (returns >= -200).sum() >= 7, returns
