@@ -121,7 +121,7 @@ def test_results_files_and_determinism(tmp_path):
     assert sa["versions"]["jax"] != "unknown"
     config = json.loads((a / "config.json").read_text())
     assert config["agent"] == "a2c" and config["config"]["lr"] == pytest.approx(1e-3)
-    rows = list(csv.DictReader(open(a / "metrics.csv")))
+    rows = list(csv.DictReader((a / "metrics.csv").read_text().splitlines()))
     assert len(rows) == 4 * 2  # chunks x seeds
     assert {r["seed"] for r in rows} == {"0", "1"}
     assert int(rows[-1]["env_steps"]) == sa["total_steps"]
