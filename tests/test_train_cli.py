@@ -139,3 +139,28 @@ def test_run_i_does_not_depend_on_batch_size(tmp_path):
     r1 = json.loads((one / "summary.json").read_text())["eval_returns"]
     r3 = json.loads((two / "summary.json").read_text())["eval_returns"]
     assert r1[0] == pytest.approx(r3[0], rel=1e-5)
+
+
+def test_nan_guard_stops_with_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = train.main([*TINY, "--lr", "1e30", "--checkpoint-every", "1", "--out", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "non-finite" in err[0] and "update" in err[0] and "seed(s)" in err[0]
+    assert not (out / "summary.json").exists()
+
+
+def test_render_from_checkpoint(tmp_path, capsys):
+    import render
+
+    pytest.importorskip("pygame")
+    out = tmp_path / "run"
+    assert train.main([*TINY, "--out", str(out)]) == 0
+    gif = tmp_path / "again.gif"
+    assert render.main([str(out), "--run", "1", "--out", str(gif)]) == 0
+    assert gif.read_bytes()[:6] == b"GIF89a"
+    assert render.main([str(tmp_path / "missing")]) == 2
+    assert render.main([str(out), "--run", "7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("render.py: error:") for line in err)

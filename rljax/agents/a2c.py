@@ -250,7 +250,7 @@ def update_step(
     updates, opt_state = _optimizer(config, spec).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
-    metrics = {**metrics, **loss_info, "grad_norm": optax.global_norm(grads)}
+    metrics = {**metrics, **loss_info, "grad_norm": optax.tree.norm(grads)}
     new_state = A2CState(
         params=params,
         opt_state=opt_state,

@@ -1,0 +1,103 @@
+"""Re-render a trained policy from a run's newest checkpoint as an animated GIF.
+
+    python experiments/render.py results/a2c_CartPole-v1              # the median seed
+    python experiments/render.py results/a2c_CartPole-v1 --run 3 --out run3.gif
+
+The state is restored into a target built by code (``jax.eval_shape`` of the agent's
+``init``), then run ``--run`` (default: the median seed by greedy evaluation return) plays one
+greedy episode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROG = "render.py"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _Parser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("run_dir", type=Path, help="a results folder written by train.py")
+    p.add_argument("--run", type=int, default=None, help="which seed (default: the median)")
+    p.add_argument("--out", type=Path, default=None, help="GIF path (default: DIR/episode.gif)")
+    args = p.parse_args(argv)
+
+    from rljax.io import checkpoint
+
+    d = args.run_dir
+    try:
+        cfg = json.loads((d / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        print(
+            f"{PROG}: error: {d} is not an rljax results folder (no config.json)", file=sys.stderr
+        )
+        return 2
+    if checkpoint.latest_step(d / "checkpoints") is None:
+        print(f"{PROG}: error: {d} has no checkpoint to render from", file=sys.stderr)
+        return 2
+    num_seeds = cfg["num_seeds"]
+    if args.run is not None and not 0 <= args.run < num_seeds:
+        print(
+            f"{PROG}: error: --run must be in [0, {num_seeds - 1}], got {args.run}", file=sys.stderr
+        )
+        return 2
+
+    import jax
+    import numpy as np
+
+    from rljax import envs
+    from rljax.agents import AGENTS
+    from rljax.io import experiment, render
+
+    agent = AGENTS[cfg["agent"]]
+    env, env_params = envs.make(cfg["env"])
+    config = agent.config(**cfg["config"])
+    keys = jax.vmap(jax.random.split)(experiment.run_keys(cfg["seed"], num_seeds))
+    init = jax.vmap(lambda k: agent.init(k, config, env, env_params))
+    mngr = checkpoint.manager(d / "checkpoints")
+    try:
+        state, _ = checkpoint.restore(mngr, mngr.latest_step(), jax.eval_shape(init, keys[:, 0]))
+    except checkpoint.CheckpointError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        mngr.close()
+    run = args.run
+    if run is None:
+        summary = d / "summary.json"
+        if summary.exists():
+            returns = np.asarray(json.loads(summary.read_text())["eval_returns"])
+            run = int(np.argsort(returns)[len(returns) // 2])
+        else:
+            run = 0
+    params = jax.tree.map(lambda x: x[run], agent.policy_params(state))
+    act = agent.make_act(config, env, env_params)
+    states, rewards = render.rollout_states(
+        jax.random.fold_in(keys[run, 1], 2), act, params, env, env_params
+    )
+    out = args.out or d / "episode.gif"
+    try:
+        info = render.save_gif(states, rewards, env, env_params, out)
+    except render.RenderUnavailable as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"run {run}: {len(states) - 1} steps, return {sum(rewards):.1f}, {info.frames} frames "
+        f"-> {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
