@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rljax import envs
+from rljax import envs, envs_gymnasium
 from rljax.agents import AGENTS, ConfigError
 from rljax.agents.common import check_positive_int
 from rljax.io import experiment
@@ -45,7 +45,25 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--agent", default="a2c", choices=list(AGENTS), help="algorithm")
-    p.add_argument("--env", default="CartPole-v1", choices=list(envs.ENVS), help="environment")
+    p.add_argument(
+        "--env",
+        default="CartPole-v1",
+        help=f"environment: {', '.join(envs.ENVS)}, or gymnasium:ID for a registered Gymnasium "
+        "env with a Box observation and a Discrete or Box action space (host bridge)",
+    )
+    p.add_argument(
+        "--vector-mode",
+        default="sync",
+        choices=list(envs_gymnasium.MODES),
+        help="gymnasium:ID envs only: SyncVectorEnv or AsyncVectorEnv (a process per env)",
+    )
+    p.add_argument(
+        "--running-threshold",
+        type=float,
+        default=None,
+        help="gymnasium:ID envs only: also report when each seed's running reward (EMA 0.05 "
+        "of episode returns, the Keras tutorial's) first passes this value",
+    )
     p.add_argument("--preset", default="default", help="named hyperparameter setting")
     p.add_argument("--num-seeds", type=int, default=64, help="runs trained at once")
     p.add_argument(
@@ -179,8 +197,22 @@ def main(argv: list[str] | None = None) -> int:
         check_positive_int("num_chunks", args.num_chunks)
         check_positive_int("eval_episodes", args.eval_episodes)
         agent = AGENTS[args.agent]
-        env, env_params = envs.make(args.env)
-        spec = envs.spec(env, env_params)
+        bridged = envs_gymnasium.is_bridged(args.env)
+        if bridged:
+            from rljax.io import bridged as bridged_runner
+
+            if args.resume is not None:
+                raise UsageError(f"--resume is not supported for Gymnasium envs ({args.env})")
+            bridged_runner.check_agent(args.agent, args.env)
+            spec = envs_gymnasium.spec(args.env)
+        else:
+            if args.env not in envs.ENVS:
+                raise UsageError(
+                    f"argument --env: invalid choice: {args.env!r} "
+                    f"(choose from {', '.join(envs.ENVS)}, or gymnasium:ID)"
+                )
+            env, env_params = envs.make(args.env)
+            spec = envs.spec(env, env_params)
         config = experiment.build_config(agent, args.preset, overrides, spec)
         out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
         if args.resume is None:
@@ -209,23 +241,43 @@ def main(argv: list[str] | None = None) -> int:
         "config": experiment.config_dict(config),
         "versions": experiment.versions(),
     }
+    if bridged:
+        run_info["vector_mode"] = args.vector_mode
     if args.resume is None:
         experiment.write_json(out / "config.json", run_info)
     try:
-        result = experiment.train_and_evaluate(
-            agent,
-            config,
-            args.env,
-            args.num_seeds,
-            args.seed,
-            out,
-            num_chunks=args.num_chunks,
-            eval_episodes=args.eval_episodes,
-            quiet=args.quiet,
-            checkpoint_every=args.checkpoint_every,
-            resume=args.resume is not None,
-            extra_summary={"preset": args.preset},
-        )
+        if bridged:
+            result = bridged_runner.train_and_evaluate(
+                agent,
+                config,
+                args.env,
+                args.num_seeds,
+                args.seed,
+                out,
+                num_chunks=args.num_chunks,
+                eval_episodes=args.eval_episodes,
+                quiet=args.quiet,
+                vector_mode=args.vector_mode,
+                running_thresholds=()
+                if args.running_threshold is None
+                else (args.running_threshold,),
+                extra_summary={"preset": args.preset},
+            )
+        else:
+            result = experiment.train_and_evaluate(
+                agent,
+                config,
+                args.env,
+                args.num_seeds,
+                args.seed,
+                out,
+                num_chunks=args.num_chunks,
+                eval_episodes=args.eval_episodes,
+                quiet=args.quiet,
+                checkpoint_every=args.checkpoint_every,
+                resume=args.resume is not None,
+                extra_summary={"preset": args.preset},
+            )
     except experiment.NonFiniteError as e:
         print(
             f"{PROG}: stopped: {e}; the last good checkpoint is in {out / 'checkpoints'}",

@@ -15,6 +15,7 @@ import chex
 import gymnax
 import jax
 import jax.numpy as jnp
+import numpy as np
 from gymnax.environments import spaces
 
 from rljax.types import Array, EpisodeWindow, PRNGKey
@@ -63,7 +64,8 @@ def spec(env: Any, env_params: Any) -> EnvSpec:
     elif isinstance(action_space, spaces.Box):
         discrete = False
         n = int(action_space.shape[0]) if action_space.shape else 1
-        low, high = float(jnp.min(action_space.low)), float(jnp.max(action_space.high))
+        # numpy, not jnp: the bounds are concrete, so this stays safe inside jit.
+        low, high = float(np.min(action_space.low)), float(np.max(action_space.high))
     else:
         raise ValueError(f"unsupported action space {type(action_space).__name__}")
     return EnvSpec(
@@ -108,6 +110,8 @@ def step(
     num_envs = state.episode_return.shape[0]
     chex.assert_shape(action, (num_envs, ...))
     keys = jax.random.split(key, num_envs)
+    if jnp.issubdtype(action.dtype, jnp.floating):  # match the env's float width (x64 too)
+        action = action.astype(jnp.result_type(float))
     obs, inner, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
         keys, state.inner, action, env_params
     )
@@ -165,10 +169,10 @@ def episode_window_update(
     compact = ret[order]
     n_new = d.sum().astype(jnp.int32)
     seq = jnp.concatenate([window.returns, compact])  # oldest first
-    csum = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(seq)])
-    # Mean of the `size` episodes ending at new episode i (position size + i in seq).
+    # Sum of the `size` episodes ending at new episode i (positions i+1 .. size+i of seq),
+    # added directly (no running-sum differences, so no rounding drift).
     idx = jnp.arange(k)
-    window_sum = csum[size + idx + 1] - csum[idx + 1]
+    window_sum = seq[idx[:, None] + 1 + jnp.arange(size)[None, :]].sum(1)
     total_after = window.count + idx + 1
     valid = (idx < n_new) & (total_after >= size)
     solved_now = valid & (window_sum / size >= (jnp.inf if threshold is None else threshold))

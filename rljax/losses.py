@@ -21,7 +21,7 @@ Reduction = Literal["mean", "sum", "none"]
 def _reduce(x: Array, mask: Array | None, reduction: Reduction) -> Array:
     m = jnp.ones_like(x) if mask is None else jnp.asarray(mask).astype(x.dtype)
     chex.assert_equal_shape([x, m])
-    x = x * m
+    x = jnp.where(m > 0, x * m, 0.0)  # masked-out entries never leak, even if non-finite
     if reduction == "mean":
         return x.sum() / jnp.maximum(m.sum(), 1.0)
     if reduction == "sum":

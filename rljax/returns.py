@@ -56,6 +56,10 @@ def lambda_returns(
     chex.assert_rank(lambda_, {0, 1})
     chex.assert_type([r_t, discount_t, v_t], float)
     chex.assert_equal_shape([r_t, discount_t, v_t, done_t])
+    if jnp.ndim(lambda_) == 1:
+        chex.assert_equal_shape([r_t, lambda_])
+    dtype = jnp.result_type(r_t, discount_t, v_t)
+    r_t, discount_t, v_t = (x.astype(dtype) for x in (r_t, discount_t, v_t))
     lambda_ = jnp.ones_like(r_t) * _as_float(lambda_, r_t)
     not_done = 1.0 - _as_float(done_t, r_t)
     lambda_ = lambda_ * not_done
@@ -185,8 +189,9 @@ def standardize(x: Array, mask: Array | None = None, eps: float = 1e-8) -> Array
     if mask is None:
         mask = jnp.ones_like(x)
     chex.assert_equal_shape([x, mask])
-    m = _as_float(mask, x)
-    n = jnp.maximum(m.sum(), 1.0)
-    mean = (x * m).sum() / n
-    var = (jnp.square(x - mean) * m).sum() / n
-    return (x - mean) / (jnp.sqrt(var) + eps) * m
+    m = jnp.asarray(mask).astype(bool)
+    x = jnp.where(m, x, 0.0)  # masked-out entries never leak, even if non-finite
+    n = jnp.maximum(m.sum(), 1).astype(x.dtype)
+    mean = x.sum() / n
+    var = jnp.where(m, jnp.square(x - mean), 0.0).sum() / n
+    return jnp.where(m, (x - mean) / (jnp.sqrt(var) + eps), 0.0)

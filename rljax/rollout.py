@@ -24,6 +24,7 @@ def rollout(
     env_state: envs.VecEnvState,
     obs: Array,
     num_steps: int,
+    env_action: Callable[[Array], Array] | None = None,
 ) -> tuple[envs.VecEnvState, Array, Transition]:
     """Run ``policy`` for ``num_steps`` steps in ``N`` environments.
 
@@ -35,6 +36,9 @@ def rollout(
       env_state: the N environments' state (from :func:`rljax.envs.reset`).
       obs: the current observations, [N, *obs_shape].
       num_steps: T, a static int.
+      env_action: maps the policy's action to the one the environments receive (e.g. clipping
+        to the action bounds); the transition stores the policy's own action, so its
+        ``log_prob`` is that of the stored action. None: the identity.
 
     Returns:
       ``(env_state, obs, transitions)``: the state and observations after the last step, and a
@@ -46,8 +50,9 @@ def rollout(
         env_state, obs = carry
         act_key, env_key = jax.random.split(step_key)
         action, log_prob = policy(act_key, params, obs)
+        to_env = action if env_action is None else env_action(action)
         next_obs, env_state, reward, terminated, truncated, info = envs.step(
-            env_key, env, env_params, env_state, action
+            env_key, env, env_params, env_state, to_env
         )
         transition = Transition(
             obs=obs,

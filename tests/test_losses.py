@@ -391,3 +391,10 @@ class LossesTest(chex.TestCase):
         np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
         # A gradient step raises the probability of the better arm.
         assert float(grad[0]) < 0 < float(grad[1])
+
+
+def test_masked_out_non_finite_entries_do_not_leak():
+    v = jnp.array([1.0, 2.0, jnp.nan])
+    target = jnp.array([0.0, 0.0, 0.0])
+    loss = losses.value_loss(v, target, mask=jnp.array([1, 1, 0]), reduction="sum")
+    np.testing.assert_allclose(loss, 0.5 * (1.0 + 4.0))

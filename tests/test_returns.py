@@ -7,6 +7,7 @@ terminated or truncated cuts the recursion; ``v_t`` is the value of the state af
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl.testing import parameterized
@@ -542,3 +543,28 @@ def test_cross_check_rlax():
                 ours = _gae(s["r_t"], discount, s["v_tm1"], v_t, done, lam)
                 theirs = rlax_gae(s["r_t"], discount, lam, values)
                 np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+
+
+def test_mixed_float_dtypes_do_not_break_the_scan():
+    """float32 rewards with float64 values (as under JAX_ENABLE_X64) give one result dtype."""
+    with jax.enable_x64(True):
+        r = np.ones(4, np.float32)
+        v = np.full(4, 0.5, np.float64)
+        done = np.array([False, True, False, False])
+        out = returns.lambda_returns(r, r * 0.9, v, done, 0.5)
+        assert out.dtype == jnp.float64
+        np.testing.assert_allclose(out[1], 1.0 + 0.9 * 0.5)
+
+
+def test_lambda_array_must_match_the_stream():
+    r = jnp.ones(5)
+    with pytest.raises(AssertionError):
+        returns.lambda_returns(r, r, r, jnp.zeros(5, bool), jnp.ones(3))
+
+
+def test_standardize_ignores_non_finite_masked_entries():
+    x = jnp.array([1.0, 2.0, 3.0, jnp.nan])
+    out = returns.standardize(x, jnp.array([1, 1, 1, 0]))
+    assert np.all(np.isfinite(out))
+    assert out[3] == 0.0
+    np.testing.assert_allclose(out[:3], (np.array([1, 2, 3]) - 2) / np.std([1, 2, 3]), rtol=1e-5)

@@ -3,11 +3,21 @@
 ``AGENTS`` maps an ``--agent`` name to its :class:`~rljax.agents.common.Agent` record.
 """
 
-from rljax.agents import a2c, ddpg, reinforce, td3, td_actor_critic
+from rljax.agents import a2c, ddpg, ppo, reinforce, td3, td_actor_critic
 from rljax.agents.common import Agent, ConfigError
 
 AGENTS: dict[str, Agent] = {
-    m.AGENT.name: m.AGENT for m in (a2c, reinforce, td_actor_critic, ddpg, td3)
+    m.AGENT.name: m.AGENT for m in (a2c, reinforce, td_actor_critic, ddpg, td3, ppo)
 }
 
-__all__ = ["AGENTS", "Agent", "ConfigError", "a2c", "ddpg", "reinforce", "td3", "td_actor_critic"]
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "ConfigError",
+    "a2c",
+    "ddpg",
+    "ppo",
+    "reinforce",
+    "td3",
+    "td_actor_critic",
+]

@@ -26,7 +26,7 @@ from flax import struct
 from rljax import envs, losses, networks, returns
 from rljax.agents import common
 from rljax.rollout import first_episode_mask, rollout
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey, Transition
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -115,21 +115,13 @@ class A2CState(NamedTuple):
 
 def _network(config: A2CConfig, spec: envs.EnvSpec):
     """``apply(params, obs) -> (logits, value)`` and ``init(key, obs)``."""
-    sizes = (config.hidden_size,) * config.num_layers
-    if config.shared_trunk:
-        net = networks.SharedActorCritic(spec.num_actions, sizes, config.activation)
-        return net.apply, net.init
-    actor = networks.CategoricalPolicy(spec.num_actions, sizes, config.activation)
-    critic = networks.ValueCritic(sizes, config.activation)
-
-    def apply(params, obs):
-        return actor.apply(params["actor"], obs), critic.apply(params["critic"], obs)
-
-    def init(key, obs):
-        k1, k2 = jax.random.split(key)
-        return {"actor": actor.init(k1, obs), "critic": critic.init(k2, obs)}
-
-    return apply, init
+    return common.actor_critic_network(
+        spec,
+        config.hidden_size,
+        config.num_layers,
+        config.activation,
+        shared_trunk=config.shared_trunk,
+    )
 
 
 def _optimizer(config: A2CConfig, spec: envs.EnvSpec) -> optax.GradientTransformation:
@@ -186,17 +178,11 @@ def _mc_returns(config: A2CConfig, traj, v_next: Array, mask: Array) -> Array:
 def update_step(
     state: A2CState, config: A2CConfig, env: Any, env_params: Any
 ) -> tuple[A2CState, dict[str, Array]]:
-    """Collect one batch of experience and take one gradient step."""
+    """Collect one batch of experience and take one gradient step (:func:`learn_step`)."""
     spec = envs.spec(env, env_params)
-    apply, _ = _network(config, spec)
-
-    def policy(key, params, obs):
-        logits, _ = apply(params, obs)
-        return networks.categorical(logits).sample_and_log_prob(seed=key)
-
+    policy = make_policy(config, spec)
     key, reset_key, roll_key = jax.random.split(state.key, 3)
-    monte_carlo = config.mode == "monte_carlo"
-    if monte_carlo:  # a fresh episode per env, played to its end (at most max_steps)
+    if config.mode == "monte_carlo":  # a fresh episode per env, played to its end
         env_state, obs = envs.reset(reset_key, env, env_params, config.num_envs)
         _, _, traj = rollout(
             roll_key, policy, state.params, env, env_params, env_state, obs, spec.max_steps
@@ -215,6 +201,31 @@ def update_step(
             state.obs,
             config.num_steps,
         )
+    return learn_step(state._replace(env_state=env_state, obs=obs, key=key), traj, config, spec)
+
+
+def make_policy(config: A2CConfig, spec: envs.EnvSpec):
+    """Rollout policy ``policy(key, params, obs[N]) -> (action[N], log_prob[N])``."""
+    apply, _ = _network(config, spec)
+    return common.categorical_policy(lambda params, obs: apply(params, obs)[0])
+
+
+def learn_step(
+    state: A2CState, traj: Transition, config: A2CConfig, spec: envs.EnvSpec
+) -> tuple[A2CState, dict[str, Array]]:
+    """One gradient step on a collected batch ``traj`` (leading axes [T, N]).
+
+    The learning half of :func:`update_step`, so that experience collected elsewhere (the
+    Gymnasium host bridge, :mod:`rljax.envs_gymnasium`) trains with the same losses and returns.
+    ``state``'s environment fields and key are passed through unchanged. In ``monte_carlo``
+    mode ``traj`` holds one episode per env from its reset: ``terminated``/``truncated`` are
+    True only at the first episode end and steps after it are masked out.
+    """
+    apply, _ = _network(config, spec)
+    monte_carlo = config.mode == "monte_carlo"
+    if monte_carlo:
+        mask = first_episode_mask(traj.done)
+    else:
         mask = jnp.ones_like(traj.reward, dtype=bool)
 
     def loss_fn(params):
@@ -251,13 +262,10 @@ def update_step(
     params = optax.apply_updates(state.params, updates)
     window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
     metrics = {**metrics, **loss_info, "grad_norm": optax.tree.norm(grads)}
-    new_state = A2CState(
+    new_state = state._replace(
         params=params,
         opt_state=opt_state,
-        env_state=env_state,
-        obs=obs,
         window=window,
-        key=key,
         update=state.update + 1,
         env_steps=state.env_steps + config.steps_per_update(spec),
     )

@@ -113,6 +113,45 @@ def actor_and_critic(
     )
 
 
+def actor_critic_network(
+    spec: envs.EnvSpec,
+    hidden_size: int,
+    num_layers: int,
+    activation: str,
+    *,
+    shared_trunk: bool = False,
+    init_log_std: float = 0.0,
+) -> tuple[Callable, Callable]:
+    """An actor and a critic over one parameter tree: ``(apply, init)``.
+
+    ``apply(params, obs) -> (policy_out, value)`` with ``policy_out`` the logits (discrete
+    actions) or ``(mean, log_std)`` of a diagonal Gaussian (continuous actions), and
+    ``init(key, obs) -> params``. Separate networks keep their parameters under ``"actor"``
+    and ``"critic"``; ``shared_trunk`` (discrete only) is one
+    :class:`~rljax.networks.SharedActorCritic`.
+    """
+    sizes = (hidden_size,) * num_layers
+    if shared_trunk:
+        if not spec.discrete:
+            raise ValueError("shared_trunk supports discrete actions only")
+        net = networks.SharedActorCritic(spec.num_actions, sizes, activation)
+        return net.apply, net.init
+    if spec.discrete:
+        actor = networks.CategoricalPolicy(spec.num_actions, sizes, activation)
+    else:
+        actor = networks.GaussianPolicy(spec.num_actions, sizes, activation, init_log_std)
+    critic = networks.ValueCritic(sizes, activation)
+
+    def apply(params, obs):
+        return actor.apply(params["actor"], obs), critic.apply(params["critic"], obs)
+
+    def init(key, obs):
+        k1, k2 = jax.random.split(key)
+        return {"actor": actor.init(k1, obs), "critic": critic.init(k2, obs)}
+
+    return apply, init
+
+
 def categorical_policy(logits_fn: Callable[[Any, Array], Array]):
     """Rollout policy ``policy(key, params, obs) -> (action, log_prob)`` from a logits function."""
 

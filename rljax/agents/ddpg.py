@@ -74,7 +74,7 @@ class DDPGConfig:
     # Loop and shape (static).
     total_steps: int = struct.field(pytree_node=False, default=20_000)  # env steps per seed
     num_envs: int = struct.field(pytree_node=False, default=1)
-    buffer_size: int = struct.field(pytree_node=False, default=100_000)  # replay capacity
+    buffer_size: int = struct.field(pytree_node=False, default=20_000)  # replay capacity
     batch_size: int = struct.field(pytree_node=False, default=128)
     learning_starts: int = struct.field(pytree_node=False, default=1_000)  # random-action steps
     hidden_size: int = struct.field(pytree_node=False, default=64)

@@ -15,8 +15,9 @@ updated once per ``num_steps`` steps).
 
 Seed 003 also logs an exponential moving average of completed-episode returns,
 ema ← α·G + (1 − α)·ema with α = ``ema_alpha`` = 0.05, starting at 0 (the running-reward
-smoothing of the Keras actor-critic example); it is kept per run and reported as the metric
-``ema_return``, next to the completed-episode returns.
+smoothing of the Keras actor-critic example; a field, so another factor is one flag). It
+is kept per run and reported as the metric ``ema_return``, next to the completed-episode
+returns.
 
 Reference: Sutton & Barto (2018), "Reinforcement Learning: An Introduction", ch. 13.5
 (one-step actor-critic); Barto, Sutton & Anderson (1983).
@@ -38,11 +39,13 @@ from rljax.rollout import rollout
 from rljax.types import Array, EpisodeWindow, Params, PRNGKey
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Tuned on CartPole-v1: the seed's 1x128 ReLU nets plateau near 100 whatever the lrs;
-    # 2x64 tanh nets, 16 envs, gamma 0.99, actor 3e-4 / critic 1e-3, clipping at 1 and lr
-    # annealing solve reliably (4/4 seeds in 300k steps in the sweep).
+    # Tuned on CartPole-v1. The seed's 1x128 ReLU nets plateau near 100 with 16 envs and
+    # gamma 0.99 for every actor/critic lr and entropy pair tried (2/32 runs solved in 300k
+    # steps); 2x64 tanh nets, 16 envs, gamma 0.99, actor 3e-4 / critic 1e-3, clipping at 1
+    # and lr annealing solve reliably (32/32 seeds greedy-solved in 500k steps).
     "default": {},
     # Seed 003's hyperparameters: 128-unit nets, Adam 2e-4 for both, gamma 1.0, one env.
+    # It learns but does not hold: 11/32 seeds greedy-solved after 1M steps on CartPole-v1.
     "seed": dict(
         num_envs=1,
         hidden_size=128,

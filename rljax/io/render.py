@@ -286,27 +286,50 @@ def save_gif(
         Visualizer(env, env_params, chosen, returns[index]).animate(str(out))
         return GifInfo(out, len(index), stride, 100)
 
-    from PIL import Image
-
     frames, real_fps = _gym_frames(chosen, env, env_params)
     rate = real_fps / stride if fps is None else float(fps)
-    if not rate > 0:
+    captions = [f"{env.name}   step {t}   return {returns[t]:.1f}" for t in index]
+    frame_ms = write_gif(frames, captions if caption else None, rate, out)
+    return GifInfo(out, len(frames), stride, frame_ms)
+
+
+def write_gif(
+    frames: Sequence[np.ndarray],
+    captions: Sequence[str] | None,
+    fps: float,
+    out_path: str | os.PathLike,
+) -> int:
+    """Write RGB frames [H, W, 3] as a looping GIF; returns the frame time in milliseconds.
+
+    GIF timing has 10 ms resolution and viewers slow frames shorter than 20 ms, so the frame
+    time is ``1000 / fps`` rounded to 10 ms and at least 20 ms; the last frame is held for a
+    second. Used for gymnax states (:func:`save_gif`) and for frames Gymnasium rendered itself
+    (:mod:`rljax.envs_gymnasium`).
+    """
+    from PIL import Image
+
+    if not fps > 0:
         raise ValueError(f"fps must be positive; got {fps}")
-    frame_ms = max(20, int(round(100.0 / rate)) * 10)
+    frame_ms = max(20, int(round(100.0 / fps)) * 10)
     images = []
-    for frame, t in zip(frames, index, strict=True):
-        image = Image.fromarray(frame)
-        if caption:
-            image = _caption(image, f"{env.name}   step {t}   return {returns[t]:.1f}")
+    for i, frame in enumerate(frames):
+        image = Image.fromarray(np.asarray(frame))
+        if captions is not None:
+            image = _caption(image, captions[i])
         images.append(image)
     palette = _shared_palette(images)
     images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     # Hold the last (terminal) frame for a second before the loop restarts.
     durations = [frame_ms] * (len(images) - 1) + [max(frame_ms, 1000)]
     images[0].save(
-        out, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False
+        Path(out_path),
+        save_all=True,
+        append_images=images[1:],
+        duration=durations,
+        loop=0,
+        optimize=False,
     )
-    return GifInfo(out, len(images), stride, frame_ms)
+    return frame_ms
 
 
-__all__ = ["GifInfo", "RenderUnavailable", "rollout_states", "save_gif"]
+__all__ = ["GifInfo", "RenderUnavailable", "rollout_states", "save_gif", "write_gif"]

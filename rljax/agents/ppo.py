@@ -1,0 +1,364 @@
+"""Proximal policy optimisation (PPO) with the clipped surrogate objective.
+
+Each update plays ``num_steps`` steps in each of ``num_envs`` environments, computes
+truncation-correct GAE advantages Âₜ and value targets Gₜ = Âₜ + V_old(sₜ), then takes
+``num_epochs`` passes over the batch, each in a fresh random order split into
+``num_minibatches`` minibatches, one clipped-gradient Adam step per minibatch, on
+
+    L = −mean min(ρₜÂₜ, clip(ρₜ, 1 ± ε)Âₜ) + c_v·L_V − c_H·mean H(π(·|sₜ)),
+    ρₜ = π(aₜ|sₜ) / π_old(aₜ|sₜ),
+
+with L_V = ½·mean max((V − G)², (V_old + clip(V − V_old, ±ε) − G)²) (``clip_value_loss``) or
+½·mean (V − G)², and Âₜ standardised per minibatch (``normalize_advantages``). The learning
+rate decays linearly to 0 over all minibatch steps (``anneal_lr``).
+
+Continuous actions use a diagonal Gaussian with a state-independent log-std. The environment
+receives the sample clipped to the action bounds, but the transition stores the raw sample and
+its log-probability, so ρₜ compares both policies on the same sample.
+
+References: Schulman et al. (2017), "Proximal Policy Optimization Algorithms",
+https://arxiv.org/abs/1707.06347; Huang et al. (2022), "The 37 Implementation Details of
+Proximal Policy Optimization", ICLR Blog Track.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rljax import envs, losses, networks, returns
+from rljax.agents import common
+from rljax.rollout import rollout
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+
+_CLEANRL = dict(
+    total_steps=500_000,
+    num_envs=4,
+    num_steps=128,
+    num_epochs=4,
+    num_minibatches=4,
+    hidden_size=64,
+    num_layers=2,
+    activation="tanh",
+    anneal_lr=True,
+    normalize_advantages=True,
+    clip_value_loss=True,
+    lr=2.5e-4,
+    gamma=0.99,
+    gae_lambda=0.95,
+    clip_eps=0.2,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    max_grad_norm=0.5,
+    adam_eps=1e-5,
+)
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # CleanRL's ppo.py on CartPole-v1 (Huang et al. 2022).
+    "cleanrl": _CLEANRL,
+    # rejax's configs/gymnax/cartpole.yaml (ppo). rejax clips gradients element-wise and
+    # keeps separate actor and critic optimisers; here one Adam with global-norm clipping.
+    "rejax": dict(
+        total_steps=100_000,
+        num_envs=5,
+        num_steps=100,
+        num_epochs=5,
+        num_minibatches=5,
+        anneal_lr=False,
+        clip_value_loss=True,
+        lr=7.5e-4,
+        max_grad_norm=0.5,
+        adam_eps=1e-8,
+    ),
+    # Pendulum-v1 (continuous actions).
+    "pendulum": dict(
+        total_steps=1_000_000,
+        num_envs=16,
+        num_steps=256,
+        num_epochs=10,
+        num_minibatches=8,
+        lr=1e-3,
+        gamma=0.95,
+        gae_lambda=0.9,
+        ent_coef=0.0,
+        reward_scale=0.1,
+    ),
+}
+
+
+@struct.dataclass
+class PPOConfig:
+    """PPO hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
+
+    # Loop and shape (static).
+    total_steps: int = struct.field(pytree_node=False, default=500_000)  # env steps per seed
+    num_envs: int = struct.field(pytree_node=False, default=4)
+    num_steps: int = struct.field(pytree_node=False, default=128)  # rollout length
+    num_epochs: int = struct.field(pytree_node=False, default=4)
+    num_minibatches: int = struct.field(pytree_node=False, default=4)  # must divide the batch
+    hidden_size: int = struct.field(pytree_node=False, default=64)
+    num_layers: int = struct.field(pytree_node=False, default=2)
+    activation: str = struct.field(pytree_node=False, default="tanh")
+    anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
+    normalize_advantages: bool = struct.field(pytree_node=False, default=True)  # per minibatch
+    clip_value_loss: bool = struct.field(pytree_node=False, default=True)
+    # Float hyperparameters (leaves).
+    lr: float = 2.5e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2  # ε of the ratio (and of the value, with clip_value_loss)
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5  # <= 0 turns clipping off
+    adam_eps: float = 1e-5
+    init_log_std: float = 0.0  # continuous actions: initial log σ of the Gaussian
+    reward_scale: float = 1.0  # rewards are multiplied by this for learning (not for logging)
+
+    def validate(self, spec: envs.EnvSpec) -> None:
+        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
+        for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "hidden_size"):
+            common.check_positive_int(name, getattr(self, name))
+        common.check_positive_int("num_layers", self.num_layers)
+        batch = self.num_envs * self.num_steps
+        if batch % self.num_minibatches:
+            raise common.ConfigError(
+                f"--num-minibatches {self.num_minibatches} must divide the batch "
+                f"--num-envs x --num-steps = {batch}"
+            )
+        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
+        common.check_common(self.lr, self.gamma)
+        common.check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
+        common.check_float("clip_eps", self.clip_eps, 0.0, low_open=True)
+        common.check_float("ent_coef", self.ent_coef, 0.0)
+        common.check_float("vf_coef", self.vf_coef, 0.0)
+        common.check_float("max_grad_norm", self.max_grad_norm, -math.inf)
+        common.check_float("adam_eps", self.adam_eps, 0.0, low_open=True)
+        common.check_float("init_log_std", self.init_log_std, -20.0, 2.0)
+        common.check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
+        common.num_updates(self.total_steps, self.steps_per_update(spec))
+
+    def steps_per_update(self, spec: envs.EnvSpec) -> int:
+        """Env steps simulated per update (per seed)."""
+        del spec
+        return self.num_envs * self.num_steps
+
+
+class PPOState(NamedTuple):
+    params: Params  # {"actor": ..., "critic": ...}
+    opt_state: optax.OptState
+    env_state: envs.VecEnvState
+    obs: Array  # shape=(num_envs, *obs_shape)
+    window: EpisodeWindow
+    key: PRNGKey
+    update: Array  # shape=(), dtype=int32
+    env_steps: Array  # shape=(), dtype=int32
+
+
+class PPOBatch(NamedTuple):
+    """Flattened experience, leading axis [B] (or [M, B/M] once split into minibatches)."""
+
+    obs: Array
+    action: Array  # the raw (unclipped) sample for continuous actions
+    log_prob: Array  # log π_old(action|obs)
+    value: Array  # V_old(obs)
+    advantage: Array
+    target: Array  # advantage + value
+
+
+def _network(config: PPOConfig, spec: envs.EnvSpec):
+    return common.actor_critic_network(
+        spec,
+        config.hidden_size,
+        config.num_layers,
+        config.activation,
+        init_log_std=config.init_log_std,
+    )
+
+
+def policy_distribution(policy_out):
+    """Categorical from logits, or a diagonal Gaussian from ``(mean, log_std)``."""
+    if isinstance(policy_out, tuple):
+        return networks.diag_gaussian(*policy_out)
+    return networks.categorical(policy_out)
+
+
+def optimizer(config: PPOConfig, spec: envs.EnvSpec) -> optax.GradientTransformation:
+    """Adam with global-norm clipping; annealed to 0 over every minibatch step of the run."""
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    steps = n * config.num_epochs * config.num_minibatches
+    return common.adam(
+        config.lr, config.max_grad_norm, config.adam_eps, steps if config.anneal_lr else None
+    )
+
+
+def init(key: PRNGKey, config: PPOConfig, env: Any, env_params: Any) -> PPOState:
+    """Fresh parameters, optimiser state and environments for one run."""
+    spec = envs.spec(env, env_params)
+    key, net_key, env_key = jax.random.split(key, 3)
+    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
+    params = _network(config, spec)[1](net_key, obs[0])
+    return PPOState(
+        params=params,
+        opt_state=optimizer(config, spec).init(params),
+        env_state=env_state,
+        obs=obs,
+        window=envs.episode_window_init(),
+        key=key,
+        update=jnp.zeros((), jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+    )
+
+
+def make_act(config: PPOConfig, env: Any, env_params: Any):
+    """``act(key, params, obs[N], greedy) -> action[N]``: the mode if greedy, else a sample.
+
+    Continuous actions are clipped to the action bounds.
+    """
+    spec = envs.spec(env, env_params)
+    apply, _ = _network(config, spec)
+
+    def act(key, params, obs, greedy: bool):
+        out, _ = apply(params, obs)
+        if spec.discrete:
+            return jnp.argmax(out, -1) if greedy else networks.categorical(out).sample(seed=key)
+        a = out[0] if greedy else policy_distribution(out).sample(seed=key)
+        return jnp.clip(a, spec.action_low, spec.action_high)
+
+    return act
+
+
+def make_policy(config: PPOConfig, spec: envs.EnvSpec):
+    """The rollout's ``(policy, env_action)``.
+
+    ``policy(key, params, obs) -> (action, log_prob)`` samples from π and returns the log-prob
+    of that raw sample; ``env_action`` clips continuous actions to the bounds for the env only
+    (None for discrete actions), so the stored action is the one whose log-prob is stored.
+    """
+    apply, _ = _network(config, spec)
+
+    def policy(key, params, obs):
+        return policy_distribution(apply(params, obs)[0]).sample_and_log_prob(seed=key)
+
+    if spec.discrete:
+        return policy, None
+    return policy, lambda a: jnp.clip(a, spec.action_low, spec.action_high)
+
+
+def minibatch_indices(
+    key: PRNGKey, num_epochs: int, batch_size: int, num_minibatches: int
+) -> Array:
+    """One fresh permutation of ``range(batch_size)`` per epoch, split: [E, M, B/M] int32."""
+    perms = jax.vmap(jax.random.permutation, (0, None))(
+        jax.random.split(key, num_epochs), batch_size
+    )
+    return perms.reshape(num_epochs, num_minibatches, batch_size // num_minibatches)
+
+
+def ppo_loss(apply, params: Params, batch: PPOBatch, config: PPOConfig):
+    """PPO loss on one minibatch [B] (see the module docstring). Returns ``(loss, info)``."""
+    policy_out, v = apply(params, batch.obs)
+    dist = policy_distribution(policy_out)
+    logp = dist.log_prob(batch.action)
+    adv = returns.standardize(batch.advantage) if config.normalize_advantages else batch.advantage
+    actor = losses.ppo_clip_loss(logp, batch.log_prob, adv, config.clip_eps)
+    if config.clip_value_loss:
+        critic = losses.clipped_value_loss(v, batch.value, batch.target, config.clip_eps)
+    else:
+        critic = losses.value_loss(v, batch.target)
+    entropy = dist.entropy().mean()
+    total = actor + config.vf_coef * critic - config.ent_coef * entropy
+    log_ratio = logp - batch.log_prob
+    ratio = jnp.exp(log_ratio)
+    info = {
+        "actor_loss": actor,
+        "critic_loss": critic,
+        "entropy": entropy,
+        "approx_kl": jnp.mean(ratio - 1.0 - log_ratio),  # Schulman's k3 estimator
+        "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > config.clip_eps),
+    }
+    return total, info
+
+
+def update_step(
+    state: PPOState, config: PPOConfig, env: Any, env_params: Any
+) -> tuple[PPOState, dict[str, Array]]:
+    """Collect ``num_envs·num_steps`` env steps, then ``num_epochs`` of minibatch steps."""
+    spec = envs.spec(env, env_params)
+    apply, _ = _network(config, spec)
+    policy, env_action = make_policy(config, spec)
+    key, roll_key, perm_key = jax.random.split(state.key, 3)
+    env_state, obs, traj = rollout(
+        roll_key,
+        policy,
+        state.params,
+        env,
+        env_params,
+        state.env_state,
+        state.obs,
+        config.num_steps,
+        env_action=env_action,
+    )
+    v = apply(state.params, traj.obs)[1]
+    v_next = apply(state.params, traj.next_obs)[1]  # final observation at episode ends
+    discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
+    gae = jax.vmap(returns.gae_advantages, in_axes=(1, 1, 1, 1, 1, None), out_axes=1)
+    r = traj.reward * config.reward_scale
+    adv = gae(r, discount, v, v_next, traj.done, config.gae_lambda)
+    batch = PPOBatch(traj.obs, traj.action, traj.log_prob, v, adv, adv + v)
+    batch = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), batch)  # [T, N] -> [T·N]
+    size = config.num_envs * config.num_steps
+    idx = minibatch_indices(perm_key, config.num_epochs, size, config.num_minibatches)
+    opt = optimizer(config, spec)
+
+    def minibatch_step(carry, i):
+        params, opt_state = carry
+        mb = jax.tree.map(lambda x: x[i], batch)
+        grads, info = jax.grad(ppo_loss, argnums=1, has_aux=True)(apply, params, mb, config)
+        params, opt_state = common.optimizer_step(opt, grads, opt_state, params)
+        return (params, opt_state), {**info, "grad_norm": optax.tree.norm(grads)}
+
+    def epoch(carry, epoch_idx):
+        return jax.lax.scan(minibatch_step, carry, epoch_idx)
+
+    (params, opt_state), info = jax.lax.scan(epoch, (state.params, state.opt_state), idx)
+    window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
+    metrics = {**metrics, **jax.tree.map(jnp.mean, info), "advantage_mean": adv.mean()}
+    new_state = PPOState(
+        params=params,
+        opt_state=opt_state,
+        env_state=env_state,
+        obs=obs,
+        window=window,
+        key=key,
+        update=state.update + 1,
+        env_steps=state.env_steps + config.steps_per_update(spec),
+    )
+    return new_state, metrics
+
+
+def make_train(config: PPOConfig, env: Any, env_params: Any):
+    """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
+    spec = envs.spec(env, env_params)
+    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    return common.scan_train(
+        lambda key: init(key, config, env, env_params),
+        lambda s: update_step(s, config, env, env_params),
+        n,
+    )
+
+
+AGENT = common.Agent(
+    name="ppo",
+    config=PPOConfig,
+    presets=PRESETS,
+    init=init,
+    update_step=update_step,
+    make_train=make_train,
+    make_act=make_act,
+    policy_params=lambda state: state.params,
+)
