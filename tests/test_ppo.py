@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -174,6 +177,18 @@ def test_num_minibatches_must_divide_the_batch(cartpole):
     with pytest.raises(ConfigError, match="--total-steps"):
         _tiny(total_steps=32).validate(spec)
     _tiny().validate(spec)
+
+
+def test_cli_rejects_indivisible_minibatches(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import train
+
+    out = tmp_path / "run"
+    argv = ["--agent", "ppo", "--num-envs", "4", "--num-steps", "10", "--num-minibatches", "3"]
+    assert train.main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--num-minibatches" in err[0], err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("env_name", ["CartPole-v1", "Pendulum-v1"])

@@ -1,7 +1,9 @@
 """Proximal policy optimisation (PPO) with the clipped surrogate objective.
 
 Each update plays ``num_steps`` steps in each of ``num_envs`` environments, computes
-truncation-correct GAE advantages Âₜ and value targets Gₜ = Âₜ + V_old(sₜ), then takes
+truncation-correct GAE advantages Âₜ (:func:`rljax.returns.gae_advantages` with
+δₜ = c·rₜ + γ(1 − terminatedₜ)·V_old(s'ₜ) − V_old(sₜ), s'ₜ the final observation at an episode
+end, c = ``reward_scale``) and value targets Gₜ = Âₜ + V_old(sₜ), then takes
 ``num_epochs`` passes over the batch, each in a fresh random order split into
 ``num_minibatches`` minibatches, one clipped-gradient Adam step per minibatch, on
 
@@ -36,59 +38,33 @@ from rljax.agents import common
 from rljax.rollout import rollout
 from rljax.types import Array, EpisodeWindow, Params, PRNGKey
 
-_CLEANRL = dict(
-    total_steps=500_000,
-    num_envs=4,
-    num_steps=128,
-    num_epochs=4,
-    num_minibatches=4,
-    hidden_size=64,
-    num_layers=2,
-    activation="tanh",
-    anneal_lr=True,
-    normalize_advantages=True,
-    clip_value_loss=True,
-    lr=2.5e-4,
-    gamma=0.99,
-    gae_lambda=0.95,
-    clip_eps=0.2,
-    ent_coef=0.01,
-    vf_coef=0.5,
-    max_grad_norm=0.5,
-    adam_eps=1e-5,
-)
+# fmt: off
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # CleanRL's ppo.py on CartPole-v1 (Huang et al. 2022).
-    "cleanrl": _CLEANRL,
-    # rejax's configs/gymnax/cartpole.yaml (ppo). rejax clips gradients element-wise and
-    # keeps separate actor and critic optimisers; here one Adam with global-norm clipping.
-    "rejax": dict(
-        total_steps=100_000,
-        num_envs=5,
-        num_steps=100,
-        num_epochs=5,
-        num_minibatches=5,
-        anneal_lr=False,
-        clip_value_loss=True,
-        lr=7.5e-4,
-        max_grad_norm=0.5,
-        adam_eps=1e-8,
+    "default": {},  # the same as "cleanrl"
+    # CleanRL's ppo.py on CartPole-v1 (Huang et al. 2022): 4 envs x 128 steps, 4 epochs x 4
+    # minibatches, separate 2x64 tanh actor and critic, 5e5 env steps. (CleanRL lowers the
+    # learning rate once per update; rljax lowers it every minibatch step.)
+    "cleanrl": dict(
+        total_steps=500_000, num_envs=4, num_steps=128, num_epochs=4, num_minibatches=4,
+        hidden_size=64, num_layers=2, activation="tanh", anneal_lr=True,
+        normalize_advantages=True, clip_value_loss=True, lr=2.5e-4, gamma=0.99,
+        gae_lambda=0.95, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
+        adam_eps=1e-5,
     ),
-    # Pendulum-v1 (continuous actions).
+    # rejax's configs/gymnax/cartpole.yaml (ppo section). rejax clips gradients element-wise
+    # and keeps separate actor and critic Adams; here one Adam with global-norm clipping.
+    "rejax": dict(
+        total_steps=100_000, num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5,
+        anneal_lr=False, clip_value_loss=True, lr=7.5e-4, max_grad_norm=0.5, adam_eps=1e-8,
+    ),
+    # Pendulum-v1 (continuous actions): shorter horizon, rewards scaled by 0.1.
     "pendulum": dict(
-        total_steps=1_000_000,
-        num_envs=16,
-        num_steps=256,
-        num_epochs=10,
-        num_minibatches=8,
-        lr=1e-3,
-        gamma=0.95,
-        gae_lambda=0.9,
-        ent_coef=0.0,
+        total_steps=1_000_000, num_envs=16, num_steps=128, num_epochs=10, num_minibatches=8,
+        clip_value_loss=False, lr=1e-3, gamma=0.95, gae_lambda=0.95, ent_coef=0.0,
         reward_scale=0.1,
     ),
 }
+# fmt: on
 
 
 @struct.dataclass
@@ -121,9 +97,9 @@ class PPOConfig:
 
     def validate(self, spec: envs.EnvSpec) -> None:
         """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
-        for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "hidden_size"):
+        counts = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "hidden_size")
+        for name in (*counts, "num_layers"):
             common.check_positive_int(name, getattr(self, name))
-        common.check_positive_int("num_layers", self.num_layers)
         batch = self.num_envs * self.num_steps
         if batch % self.num_minibatches:
             raise common.ConfigError(
@@ -171,13 +147,8 @@ class PPOBatch(NamedTuple):
 
 
 def _network(config: PPOConfig, spec: envs.EnvSpec):
-    return common.actor_critic_network(
-        spec,
-        config.hidden_size,
-        config.num_layers,
-        config.activation,
-        init_log_std=config.init_log_std,
-    )
+    sizes = (config.hidden_size, config.num_layers, config.activation)
+    return common.actor_critic_network(spec, *sizes, init_log_std=config.init_log_std)
 
 
 def policy_distribution(policy_out):
@@ -260,7 +231,19 @@ def minibatch_indices(
 
 
 def ppo_loss(apply, params: Params, batch: PPOBatch, config: PPOConfig):
-    """PPO loss on one minibatch [B] (see the module docstring). Returns ``(loss, info)``."""
+    """PPO loss L on one minibatch (the module docstring's equation).
+
+    Args:
+      apply: ``apply(params, obs[B]) -> (policy_out, value[B])``.
+      params: the actor and critic parameters (the only argument with gradients).
+      batch: a :class:`PPOBatch` with leading axis [B]; its log-probs, values, advantages and
+        targets are constants.
+      config: supplies ``clip_eps``, ``vf_coef``, ``ent_coef`` and the two switches.
+
+    Returns:
+      ``(loss, info)``: the scalar loss (means over the minibatch) and its parts, with the
+      approximate KL mean(ρ − 1 − log ρ) and the fraction of samples with |ρ − 1| > ε.
+    """
     policy_out, v = apply(params, batch.obs)
     dist = policy_distribution(policy_out)
     logp = dist.log_prob(batch.action)
@@ -292,17 +275,8 @@ def update_step(
     apply, _ = _network(config, spec)
     policy, env_action = make_policy(config, spec)
     key, roll_key, perm_key = jax.random.split(state.key, 3)
-    env_state, obs, traj = rollout(
-        roll_key,
-        policy,
-        state.params,
-        env,
-        env_params,
-        state.env_state,
-        state.obs,
-        config.num_steps,
-        env_action=env_action,
-    )
+    carry = (state.params, env, env_params, state.env_state, state.obs, config.num_steps)
+    env_state, obs, traj = rollout(roll_key, policy, *carry, env_action=env_action)
     v = apply(state.params, traj.obs)[1]
     v_next = apply(state.params, traj.next_obs)[1]  # final observation at episode ends
     discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
