@@ -183,7 +183,11 @@ def make_networks(config: DDPGConfig, spec: envs.EnvSpec) -> Networks:
     k = config.num_critics
     return Networks(
         actor=actor.apply,
-        critic=jax.vmap(q.apply, in_axes=(0, None, None)),
+        # One apply per critic on its slice of the stacked params (plain matmuls under the
+        # seed vmap rather than doubly batched ones).
+        critic=lambda p, o, a: jnp.stack(
+            [q.apply(jax.tree.map(lambda x, i=i: x[i], p), o, a) for i in range(k)]
+        ),
         critic_one=q.apply,
         init_actor=actor.init,
         init_critic=lambda key, o, a: jax.vmap(q.init, (0, None, None))(
