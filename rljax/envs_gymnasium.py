@@ -26,6 +26,7 @@ Box2D environments need the ``gymnasium`` extra; without it :func:`make_env` rai
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -157,8 +158,15 @@ def make_vector(name: str, num_envs: int, seed: int, mode: str = "sync", **kwarg
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if mode == "sync":
         vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=same_step)
-    else:  # not "fork": forking a process that runs JAX threads can deadlock
-        vec = gym.vector.AsyncVectorEnv(fns, autoreset_mode=same_step, context="forkserver")
+    else:
+        # The platform's default start method ("fork" on Linux): "spawn" and "forkserver"
+        # re-import the __main__ script, and so JAX, in every worker (measured: about 40 s per
+        # worker on a busy 2-core machine). JAX warns that forking a multithreaded process can
+        # deadlock; the workers run only Gymnasium code (never JAX) from the moment they start,
+        # so that warning is silenced here, for these forks only.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+            vec = gym.vector.AsyncVectorEnv(fns, autoreset_mode=same_step)
     vec.rljax_seed = int(seed)
     vec.rljax_spec = env_spec
     return vec

@@ -223,10 +223,8 @@ def learn_step(
     """
     apply, _ = _network(config, spec)
     monte_carlo = config.mode == "monte_carlo"
-    if monte_carlo:
-        mask = first_episode_mask(traj.done)
-    else:
-        mask = jnp.ones_like(traj.reward, dtype=bool)
+    ones = jnp.ones_like(traj.reward, dtype=bool)
+    mask = first_episode_mask(traj.done) if monte_carlo else ones
 
     def loss_fn(params):
         logits, v = apply(params, traj.obs)

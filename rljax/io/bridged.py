@@ -94,10 +94,15 @@ def check_agent(agent_name: str, env_name: str) -> BridgedAgent:
     return BRIDGED[agent_name]
 
 
-def env_seeds(keys: jax.Array, stream: int) -> list[int]:
-    """One int env seed per run key (stream 0: training, 1: evaluation, 2: the GIF)."""
-    bits = jax.vmap(lambda k: jax.random.bits(jax.random.fold_in(k, stream), (), jnp.uint32))
-    return [int(x) & 0x7FFFFFFF for x in np.asarray(bits(keys))]
+def env_seeds(seed: int, num_seeds: int, stream: int) -> list[int]:
+    """Run ``i``'s Gymnasium seed, from ``(seed, i, stream)`` only (as :func:`run_keys`).
+
+    Streams: 0 training, 1 evaluation, 2 the GIF.
+    """
+    return [
+        int(np.random.SeedSequence([seed, i, stream]).generate_state(1)[0] & 0x7FFFFFFF)
+        for i in range(num_seeds)
+    ]
 
 
 def running_rewards(
@@ -138,11 +143,13 @@ def train_and_evaluate(
     """Train ``num_seeds`` runs on a Gymnasium env, evaluate them, write the results folder.
 
     Run ``i``'s network and update key is ``split(fold_in(key(seed), i))[0]`` as in the gymnax
-    runner; its env seeds come from the same key. ``env_steps`` in metrics.csv counts the
-    steps really played per seed (in Monte-Carlo mode an update stops once every env has ended
-    its episode). The summary adds the Keras running reward (EMA 0.05 of completed-episode
-    returns) per seed and, for each threshold in ``running_thresholds`` and the env's
-    ``reward_threshold``, the episode count at which it first passed (None: never).
+    runner; its env seeds come from ``(seed, i)`` (:func:`env_seeds`). ``env_steps`` in
+    metrics.csv counts the steps each seed learned from: in Monte-Carlo mode the steps of its
+    episodes (an update steps all seeds' envs until every env has ended its episode, so the
+    steps simulated, ``env_steps_simulated`` in the summary, are more). The summary adds the
+    Keras running reward (EMA 0.05 of completed-episode returns) per seed and, for each
+    threshold in ``running_thresholds`` and the env's ``reward_threshold``, the episode count
+    at which it first passed (None: never).
 
     Raises:
       NonFiniteError: if parameters or losses become non-finite.
@@ -156,16 +163,16 @@ def train_and_evaluate(
 
     out.mkdir(parents=True, exist_ok=True)
     wall_start = time.perf_counter()
+    host = envs_gymnasium.HostEnvs(
+        [
+            envs_gymnasium.make_vector(env_name, config.num_envs, s, vector_mode)
+            for s in env_seeds(seed, num_seeds, 0)
+        ]
+    )
     keys = experiment.run_keys(seed, num_seeds)
     split = jax.vmap(jax.random.split)(keys)
     train_keys, eval_keys = split[:, 0], split[:, 1]
     roll_keys = jax.vmap(jax.random.fold_in, (0, None))(train_keys, 1)
-    host = envs_gymnasium.HostEnvs(
-        [
-            envs_gymnasium.make_vector(env_name, config.num_envs, s, vector_mode)
-            for s in env_seeds(train_keys, 0)
-        ]
-    )
 
     t = time.perf_counter()
     state = jax.jit(jax.vmap(lambda k: bridge.init(k, config, spec)))(train_keys)
@@ -181,6 +188,7 @@ def train_and_evaluate(
 
     thresholds = sorted({*running_thresholds, spec.solved_threshold} - {None})
     ema = np.zeros((num_seeds,), np.float64)
+    learned = np.zeros((num_seeds,), np.int64)  # env steps of the batches learned from
     ep_count = np.zeros((num_seeds,), np.int64)
     passed: dict[float, list] = {thr: [None] * num_seeds for thr in thresholds}
 
@@ -204,6 +212,10 @@ def train_and_evaluate(
                         )
                     state, metrics = learn(state, traj)
                     running_rewards(ema, ep_count, traj, thresholds, passed)
+                    if episodic:  # the first episodes' steps (the rest are masked out)
+                        learned += np.where(traj.done, traj.episode_length, 0).sum((1, 2))
+                    else:
+                        learned += traj.reward[0].size
                     chunk.append(metrics)
                 update_count += n
                 stacked = jax.tree.map(lambda *xs: np.stack(xs, axis=1), *jax.device_get(chunk))
@@ -214,7 +226,7 @@ def train_and_evaluate(
                     header = ["seed", "update", "env_steps", *per_seed]
                     writer.writerow(header)
                 for s in range(num_seeds):
-                    row = [s, update_count, int(host.steps[s])]
+                    row = [s, update_count, int(learned[s])]
                     for k in header[3:]:
                         v = float(per_seed[k][s])
                         row.append("" if math.isnan(v) else f"{v:.6g}")
@@ -234,7 +246,7 @@ def train_and_evaluate(
 
     t = time.perf_counter()
     act = bridge.make_act(config, spec)
-    eval_seeds = env_seeds(eval_keys, 1)
+    eval_seeds = env_seeds(seed, num_seeds, 1)
     # Evaluation always steps synchronously: one process per evaluation episode would not pay.
     greedy_returns = envs_gymnasium.evaluate(
         act, state.params, env_name, eval_seeds, eval_episodes, greedy=True
@@ -262,7 +274,8 @@ def train_and_evaluate(
         "num_seeds": num_seeds,
         "seed": seed,
         "total_steps": int(num_updates * steps_per_update),
-        "env_steps_played": [int(x) for x in host.steps],
+        "env_steps_learned": [int(x) for x in learned],
+        "env_steps_simulated": [int(x) for x in host.steps],
         "num_updates": num_updates,
         "eval_episodes": eval_episodes,
         "eval_returns": [round(float(x), 4) for x in greedy_mean],
@@ -293,7 +306,7 @@ def train_and_evaluate(
     }
     if visuals:
         summary["median_seed"] = _write_visuals(
-            out, agent, bridge, config, env_name, spec, state, greedy_mean, eval_keys
+            out, agent, bridge, config, env_name, spec, state, greedy_mean, seed
         )
     return experiment.RunResult(state=state, summary=summary)
 
@@ -326,7 +339,7 @@ def _version(pkg: str) -> str:
         return "unknown"
 
 
-def _write_visuals(out, agent, bridge, config, env_name, spec, state, greedy_mean, eval_keys):
+def _write_visuals(out, agent, bridge, config, env_name, spec, state, greedy_mean, seed):
     """curves.png (all seeds) and episode.gif (the median seed, Gymnasium's rgb_array frames)."""
     from rljax.io import plots, render
 
@@ -342,9 +355,11 @@ def _write_visuals(out, agent, bridge, config, env_name, spec, state, greedy_mea
     try:
         render._require_viz()
         frames, steps, returns, fps, stride = envs_gymnasium.episode_frames(
-            act, params, env_name, env_seeds(eval_keys, 2)[median_seed]
+            act, params, env_name, env_seeds(seed, len(greedy_mean), 2)[median_seed]
         )
-        captions = [f"{spec.name}   step {t}   return {r:.1f}" for t, r in zip(steps, returns)]
+        captions = [
+            f"{spec.name}   step {t}   return {r:.1f}" for t, r in zip(steps, returns, strict=True)
+        ]
         render.write_gif(frames, captions, fps / stride, out / "episode.gif")
     except (render.RenderUnavailable, ConfigError) as e:
         print(f"episode.gif skipped: {e}", file=sys.stderr)
