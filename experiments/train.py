@@ -77,6 +77,9 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--checkpoint-every", type=int, default=10, help="chunks between checkpoints")
     p.add_argument("--resume", type=Path, default=None, help="continue the run in this folder")
+    p.add_argument(
+        "--devices", default="1", help="devices to shard the seeds over: a number or 'all'"
+    )
     if agent_name in AGENTS:
         group = p.add_argument_group(f"{agent_name} hyperparameters")
         for f in dataclasses.fields(AGENTS[agent_name].config):
@@ -186,6 +189,15 @@ def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Nam
     return args, {k: v for k, v in saved["config"].items() if k in fields}
 
 
+def parse_devices(value: str) -> int:
+    if value == "all":
+        return experiment.available_devices()
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--devices must be a number or 'all', got {value!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -194,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             args, overrides = resume_args(args, argv)
         check_positive_int("num_seeds", args.num_seeds)
         check_positive_int("checkpoint_every", args.checkpoint_every)
+        args.devices = parse_devices(args.devices)
+        experiment.check_devices(args.devices, args.num_seeds)
         check_positive_int("num_chunks", args.num_chunks)
         check_positive_int("eval_episodes", args.eval_episodes)
         agent = AGENTS[args.agent]
@@ -275,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 eval_episodes=args.eval_episodes,
                 quiet=args.quiet,
                 checkpoint_every=args.checkpoint_every,
+                devices=args.devices,
                 resume=args.resume is not None,
                 extra_summary={"preset": args.preset},
             )

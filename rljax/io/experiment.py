@@ -104,6 +104,39 @@ def _summarise_chunk(metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:
     return out
 
 
+def available_devices() -> int:
+    return len(jax.devices())
+
+
+def check_devices(devices: int, num_runs: int) -> None:
+    """Reject a device count that is unavailable or does not divide the runs."""
+    if devices < 1:
+        raise ConfigError(f"--devices must be >= 1 or 'all', got {devices}")
+    have = available_devices()
+    if devices > have:
+        raise ConfigError(
+            f"--devices {devices} but only {have} {jax.default_backend()} device(s) available"
+        )
+    if num_runs % devices:
+        raise ConfigError(f"--num-seeds {num_runs} runs are not divisible by --devices {devices}")
+
+
+def run_sharding(devices: int, num_runs: int) -> jax.NamedSharding | None:
+    """Sharding of a leading (run) axis across ``devices`` devices (None for one device)."""
+    if devices <= 1:
+        return None
+    check_devices(devices, num_runs)
+    mesh = jax.make_mesh((devices,), ("runs",), axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.NamedSharding(mesh, jax.P("runs"))
+
+
+def _jit(fn: Callable, sharding: jax.NamedSharding | None, **kw) -> Callable:
+    """``jax.jit``; with a run sharding, every input and output leaf is sharded by run."""
+    if sharding is None:
+        return jax.jit(fn, **kw)
+    return jax.jit(fn, in_shardings=sharding, out_shardings=sharding, **kw)
+
+
 def chunk_lengths(num_updates: int, num_chunks: int) -> list[int]:
     """Split the updates into about ``num_chunks`` equal chunks (one compile if possible).
 
@@ -171,6 +204,9 @@ def train_and_evaluate(
     checkpoint_every: int = 10,
     resume: bool = False,
     visuals: bool = True,
+    run_configs: Any = None,
+    keys: jax.Array | None = None,
+    devices: int = 1,
     extra_summary: dict[str, Any] | None = None,
     on_chunk: Callable[[int, Any], None] | None = None,
 ) -> RunResult:
@@ -185,6 +221,12 @@ def train_and_evaluate(
       NonFiniteError: if parameters or losses become non-finite (the last good checkpoint is
         kept).
       CheckpointError: if ``resume`` finds no usable checkpoint.
+
+    For a sweep, ``run_configs`` is ``config`` with a leading run axis on its float leaves
+    (static fields shared), and ``keys`` gives each run's key: every run then trains with its
+    own hyperparameters in the same single compile. With ``devices`` > 1 the run axis is
+    sharded over that many devices (``jax.make_mesh`` + ``NamedSharding``); each run computes
+    exactly what it would on one device.
     """
     from rljax.io import checkpoint
 
@@ -196,17 +238,27 @@ def train_and_evaluate(
 
     out.mkdir(parents=True, exist_ok=True)
     wall_start = time.perf_counter()
-    keys = run_keys(seed, num_seeds)
-    split = jax.vmap(jax.random.split)(keys)
-    train_keys, eval_keys = split[:, 0], split[:, 1]
-
-    def update(s):
-        return agent.update_step(s, config, env, env_params)
-
-    def chunk(state, length):
-        return jax.vmap(lambda s: jax.lax.scan(lambda c, _: update(c), s, None, length=length))(
-            state
+    keys = run_keys(seed, num_seeds) if keys is None else keys
+    if run_configs is None:  # every run shares the config
+        run_configs = jax.tree.map(
+            lambda x: jnp.broadcast_to(x, (num_seeds, *jnp.shape(x))), config
         )
+    sharding = run_sharding(devices, num_seeds)
+
+    def put(tree):
+        return tree if sharding is None else jax.device_put(tree, sharding)
+
+    keys, run_configs = put(keys), put(run_configs)
+    split = jax.vmap(jax.random.split)(keys)
+    train_keys, eval_keys = put(split[:, 0]), put(split[:, 1])
+
+    def chunk(state, configs, length):
+        def one(s, c):
+            return jax.lax.scan(
+                lambda carry, _: agent.update_step(carry, c, env, env_params), s, None, length
+            )
+
+        return jax.vmap(one)(state, configs)
 
     meta_base = {
         "agent": agent.name,
@@ -217,22 +269,26 @@ def train_and_evaluate(
         "versions": versions(),
     }
     t = time.perf_counter()
-    init_fn = jax.jit(jax.vmap(lambda k: agent.init(k, config, env, env_params)))
+    init_fn = _jit(
+        lambda ks, cs: jax.vmap(lambda k, c: agent.init(k, c, env, env_params))(ks, cs), sharding
+    )
     mngr = checkpoint.manager(out / "checkpoints")
     done_chunks = 0
     if resume:
         step = mngr.latest_step()
         if step is None:
             raise checkpoint.CheckpointError(f"no checkpoint in {out / 'checkpoints'}")
-        state, meta = checkpoint.restore(mngr, step, jax.eval_shape(init_fn, train_keys))
+        abstract = jax.eval_shape(init_fn, train_keys, run_configs)
+        state, meta = checkpoint.restore(mngr, step, abstract)
         if meta.get("config_hash") != meta_base["config_hash"]:
             raise checkpoint.CheckpointError("checkpoint was written with another config")
         done_chunks = int(meta["chunks"])
+        state = put(state)
     else:
-        state = init_fn(train_keys)
+        state = init_fn(train_keys, run_configs)
     compiled: dict[int, Any] = {}
     for n in sorted(set(lengths[done_chunks:])):
-        compiled[n] = jax.jit(chunk, static_argnums=1).lower(state, n).compile()
+        compiled[n] = _jit(chunk, sharding, static_argnums=2).lower(state, run_configs, n).compile()
     compile_time = time.perf_counter() - t
 
     metrics_path = out / "metrics.csv"
@@ -246,7 +302,7 @@ def train_and_evaluate(
             writer.writerows([header, *old_rows])
         for i in range(done_chunks, len(lengths)):
             n = lengths[i]
-            state, metrics = compiled[n](state)
+            state, metrics = compiled[n](state, run_configs)
             update_count += n
             per_seed = _summarise_chunk(metrics)
             _check_finite(state, per_seed, update_count, agent.policy_params(state))
@@ -280,18 +336,19 @@ def train_and_evaluate(
 
     # Evaluation: a separate key stream; greedy (mode) and sampled policies.
     t = time.perf_counter()
-    act = agent.make_act(config, env, env_params)
     params = agent.policy_params(state)
 
     def _eval(greedy):
-        fn = lambda k, p, o: act(k, p, o, greedy)
-        return jax.jit(
-            jax.vmap(lambda k, p: evaluation.evaluate(k, fn, p, env, env_params, eval_episodes))
-        )
+        def one(k, p, c):
+            act = agent.make_act(c, env, env_params)
+            fn = lambda kk, pp, o: act(kk, pp, o, greedy)
+            return evaluation.evaluate(k, fn, p, env, env_params, eval_episodes)
 
-    greedy_returns = np.asarray(_eval(True)(eval_keys, params))
+        return _jit(jax.vmap(one), sharding)
+
+    greedy_returns = np.asarray(_eval(True)(eval_keys, params, run_configs))
     sampled_keys = jax.vmap(jax.random.fold_in, (0, None))(eval_keys, 1)
-    sampled_returns = np.asarray(_eval(False)(sampled_keys, params))
+    sampled_returns = np.asarray(_eval(False)(sampled_keys, params, run_configs))
     eval_time = time.perf_counter() - t
 
     from rljax import stats
