@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from rljax import envs, envs_gymnasium
 from rljax.agents import AGENTS, ConfigError
 from rljax.agents.common import check_positive_int
-from rljax.io import experiment
+from rljax.io import experiment, trackers
 from rljax.io.checkpoint import CheckpointError
 
 PROG = "train.py"
@@ -77,6 +78,12 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--checkpoint-every", type=int, default=10, help="chunks between checkpoints")
     p.add_argument("--resume", type=Path, default=None, help="continue the run in this folder")
+    p.add_argument(
+        "--tensorboard", action="store_true", help="log to DIR/tensorboard (track extra)"
+    )
+    p.add_argument(
+        "--wandb", action="store_true", help="log to W&B, offline by default (track extra)"
+    )
     p.add_argument(
         "--devices", default="1", help="devices to shard the seeds over: a number or 'all'"
     )
@@ -231,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
         if args.resume is None:
             check_out(out, args.overwrite)
+        for flag, module in (("tensorboard", "tensorboardX"), ("wandb", "wandb")):
+            if getattr(args, flag) and importlib.util.find_spec(module) is None:
+                raise UsageError(f"--{flag} {trackers.TRACK_HINT}")
     except (UsageError, ConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -259,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         run_info["vector_mode"] = args.vector_mode
     if args.resume is None:
         experiment.write_json(out / "config.json", run_info)
+    tracking = None
+    if args.tensorboard or args.wandb:
+        tracking = trackers.Trackers(out, run_info, args.tensorboard, args.wandb)
     try:
         if bridged:
             result = bridged_runner.train_and_evaluate(
@@ -292,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                 devices=args.devices,
                 resume=args.resume is not None,
                 extra_summary={"preset": args.preset},
+                trackers=tracking,
             )
     except experiment.NonFiniteError as e:
         print(
@@ -302,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as e:
         print(f"{PROG}: error: --resume {out}: {e}", file=sys.stderr)
         return 2
+    finally:
+        if tracking is not None:
+            tracking.close()
     experiment.write_json(out / "summary.json", result.summary)
     s = result.summary
     solved = "" if s["solved_count"] is None else f", solved {s['solved_count']}/{s['num_seeds']}"

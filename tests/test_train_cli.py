@@ -164,3 +164,29 @@ def test_render_from_checkpoint(tmp_path, capsys):
     assert render.main([str(out), "--run", "7"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("render.py: error:") for line in err)
+
+
+def test_tensorboard_and_wandb_offline(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboardX")
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    assert train.main([*TINY, "--tensorboard", "--wandb", "--out", str(out)]) == 0
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    assert list((out / "wandb").glob("offline-run-*"))
+
+
+def test_missing_tracker_extra_is_one_line(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
+    out = tmp_path / "run"
+    assert train.main([*TINY, "--wandb", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install" in err[0] and "--wandb" in err[0]
+    assert not out.exists()

@@ -209,6 +209,7 @@ def train_and_evaluate(
     devices: int = 1,
     extra_summary: dict[str, Any] | None = None,
     on_chunk: Callable[[int, Any], None] | None = None,
+    trackers: Any = None,
 ) -> RunResult:
     """Train ``num_seeds`` runs at once, evaluate them, and write the results folder.
 
@@ -326,6 +327,8 @@ def train_and_evaluate(
                 checkpoint.save(
                     mngr, i + 1, state, {**meta_base, "chunks": i + 1, "update": update_count}
                 )
+            if trackers is not None:
+                trackers.log(env_steps, per_seed)
             if on_chunk is not None:
                 on_chunk(i, state)
     jax.block_until_ready(state)
