@@ -272,13 +272,7 @@ def learn_step(
 
 def make_train(config: A2CConfig, env: Any, env_params: Any):
     """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
-    spec = envs.spec(env, env_params)
-    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
-    return common.scan_train(
-        lambda key: init(key, config, env, env_params),
-        lambda s: update_step(s, config, env, env_params),
-        n,
-    )
+    return common.scan_train(init, update_step, config, env, env_params)
 
 
 AGENT = common.Agent(

@@ -201,13 +201,21 @@ def episode_metrics(
 
 
 def scan_train(
-    init: Callable[[Array], Any], update: Callable[[Any], tuple[Any, Any]], num_updates: int
+    init: Callable, update_step: Callable, config: Any, env: Any, env_params: Any
 ) -> Callable[[Array], tuple[Any, Any]]:
-    """``train(key) -> (final_state, metrics[num_updates])``: a ``lax.scan`` of ``update``."""
+    """``train(key) -> (final_state, metrics[num_updates])``: every update in one ``lax.scan``.
+
+    ``init(key, config, env, env_params)`` builds a run's state and
+    ``update_step(state, config, env, env_params)`` advances it by one update; the number of
+    updates is the per-seed budget over the env steps one update takes.
+    """
+    spec = envs.spec(env, env_params)
+    n = num_updates(config.total_steps, config.steps_per_update(spec))
 
     def train(key):
-        state = init(key)
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_updates)
+        state = init(key, config, env, env_params)
+        step = lambda s, _: update_step(s, config, env, env_params)
+        return jax.lax.scan(step, state, None, length=n)
 
     return train
 
