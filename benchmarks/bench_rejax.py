@@ -1,9 +1,9 @@
 """PPO training speed and solved seeds against rejax 0.1.3, CartPole-v1, same hyperparameters.
 
-    python -m venv /tmp/rejax-venv
-    /tmp/rejax-venv/bin/pip install rejax==0.1.3 gymnax==1.0.1 jax==0.10.2 jaxlib==0.10.2 \\
+    python -m venv .venv-rejax
+    .venv-rejax/bin/pip install rejax==0.1.3 gymnax==1.0.1 jax==0.10.2 jaxlib==0.10.2 \\
         flax==0.12.8 optax==0.2.8 distrax==0.1.9
-    python benchmarks/bench_rejax.py --rejax-python /tmp/rejax-venv/bin/python
+    python benchmarks/bench_rejax.py --rejax-python .venv-rejax/bin/python
 
 Each side runs in its own interpreter (rejax in its virtual environment, rljax in this one),
 back to back: ``jit(vmap(train))`` over the seeds is compiled ahead of time (compile time
@@ -236,13 +236,13 @@ def _rljax_python() -> tuple[str, dict | None]:
     if venv.exists():
         return str(venv), None
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return "/tmp/probe/bin/python", env
+    return sys.executable, env
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rejax-python", default="/tmp/rejax-venv/bin/python")
-    p.add_argument("--rljax-python", default=None, help="default: .venv, else /tmp/probe")
+    p.add_argument("--rejax-python", default=str(ROOT / ".venv-rejax" / "bin" / "python"))
+    p.add_argument("--rljax-python", default=None, help="default: .venv, else this interpreter")
     p.add_argument("--seeds", type=int, default=64)
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--episodes", type=int, default=100)
