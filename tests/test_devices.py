@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent(
@@ -34,6 +36,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # intermittent XLA:CPU deadlock with 4 fake devices; kept out of the CI core
 def test_sharded_runs_equal_single_device(tmp_path):
     env = {
         **os.environ,
