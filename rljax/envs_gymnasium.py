@@ -193,6 +193,9 @@ class HostEnvs:
         space = self.vec_envs[0].single_action_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
         self.action_start = int(space.start) if self.discrete else 0
+        if not self.discrete:
+            self.action_low = np.asarray(space.low, np.float32)
+            self.action_high = np.asarray(space.high, np.float32)
         self.obs: np.ndarray | None = None
         self.steps = np.zeros((self.num_seeds,), np.int64)  # env steps taken, per seed
         self._seeded = False
@@ -214,6 +217,8 @@ class HostEnvs:
     def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
         """Step every env with ``action`` [S, N, ...].
 
+        Box actions are clipped to the space's bounds before they reach the envs (a Gaussian
+        policy's raw sample can fall outside them; the caller keeps the raw one).
         Returns a dict of [S, N, ...] arrays: ``obs`` (the next observations, already reset at
         episode ends), ``reward``, ``terminated``, ``truncated``, ``final_obs`` (the true
         successor of the previous observations: the final observation at episode ends),
@@ -224,6 +229,8 @@ class HostEnvs:
         action = np.asarray(action)
         if self.discrete:
             action = action.astype(np.int64) + self.action_start
+        else:
+            action = np.clip(action, self.action_low, self.action_high)
         out: dict[str, list] = {k: [] for k in ("obs", "reward", "terminated", "truncated")}
         finals = []
         for s, v in enumerate(self.vec_envs):

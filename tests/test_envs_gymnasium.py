@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rljax import envs, envs_gymnasium
-from rljax.agents import a2c
+from rljax.agents import a2c, ppo
 from rljax.agents.common import ConfigError
 from rljax.io import bridged
 from rljax.rollout import rollout
@@ -49,7 +49,7 @@ def _bridged_traj(config, num_seeds=1, max_steps=None, num_steps=None, mode="syn
     host = envs_gymnasium.HostEnvs(vecs)
     spec = envs_gymnasium.spec(vecs[0])
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    state = jax.vmap(lambda k: bridged._a2c_init(k, config, spec))(keys)
+    state = jax.vmap(lambda k: bridged.BRIDGED["a2c"].init(k, config, spec))(keys)
     try:
         _, traj = envs_gymnasium.host_rollout(
             jax.random.split(jax.random.key(1), num_seeds),
@@ -153,7 +153,9 @@ def test_monte_carlo_episodes_are_masked_like_gymnax():
     vec = envs_gymnasium.make_vector("CartPole-v1", 3, 0, max_episode_steps=40)
     host = envs_gymnasium.HostEnvs([vec])
     spec = envs_gymnasium.spec(vec)
-    state = jax.vmap(lambda k: bridged._a2c_init(k, config, spec))(jax.random.key(0)[None])
+    state = jax.vmap(lambda k: bridged.BRIDGED["a2c"].init(k, config, spec))(
+        jax.random.key(0)[None]
+    )
     _, traj = envs_gymnasium.host_episodes(
         jax.random.key(1)[None], a2c.make_policy(config, spec), state.params, host, 40
     )
@@ -210,9 +212,81 @@ def test_cli_trains_on_a_bridged_env(tmp_path, capsys):
     for name in ("config.json", "metrics.csv", "curves.png"):
         assert (out / name).exists()
     bad = tmp_path / "bad"
-    assert train.main(["--agent", "ddpg", "--env", "gymnasium:Pendulum-v1", "--out", str(bad)]) == 2
+    argv = ["--agent", "reinforce", "--env", "gymnasium:CartPole-v1", "--out", str(bad)]
+    assert train.main(argv) == 2
     assert train.main(["--env", "gymnasium:Nope-v0", "--out", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-2].startswith("train.py: error: --agent ddpg does not train on Gymnasium")
+    assert err[-2].startswith("train.py: error: --agent reinforce does not train on Gymnasium")
     assert err[-1].startswith("train.py: error: --env gymnasium:Nope-v0: not a registered")
     assert not bad.exists()
+
+
+def test_ppo_learn_step_is_the_learning_half_of_update_step():
+    """update_step = rollout + learn_step, bitwise, so both paths train with the same code."""
+    env, env_params = envs.make("CartPole-v1")
+    spec = envs.spec(env, env_params)
+    config = ppo.PPOConfig(total_steps=4 * 16 * 2, num_steps=16)
+    state = ppo.init(jax.random.key(0), config, env, env_params)
+    ref, ref_m = jax.jit(lambda s: ppo.update_step(s, config, env, env_params))(state)
+
+    def by_hand(s):
+        key, roll_key, perm_key = jax.random.split(s.key, 3)
+        policy, _ = ppo.make_policy(config, spec)
+        env_state, obs, traj = rollout(
+            roll_key, policy, s.params, env, env_params, s.env_state, s.obs, config.num_steps
+        )
+        s = s._replace(env_state=env_state, obs=obs, key=key)
+        return ppo.learn_step(s, traj, config, spec, perm_key)
+
+    got, got_m = jax.jit(by_hand)(state)
+    chex.assert_trees_all_equal((ref, ref_m), (got, got_m))
+    assert int(got.update) == 1 and int(got.env_steps) == 64
+
+
+def test_ppo_bridged_continuous_actions_are_clipped_for_the_env_only():
+    """Pendulum through the bridge: the transition keeps PPO's raw Gaussian sample (with its
+    log-prob), the env receives it clipped to [-2, 2]; replaying the clipped actions in one
+    Gymnasium env by hand gives the recorded observations and rewards."""
+    config = ppo.PPOConfig(num_envs=2, num_steps=25, num_minibatches=2, init_log_std=1.5)
+    vec = envs_gymnasium.make_vector("gymnasium:Pendulum-v1", 2, 7)
+    host = envs_gymnasium.HostEnvs([vec])
+    spec = envs_gymnasium.spec(vec)
+    bridge = bridged.BRIDGED["ppo"]
+    state = jax.vmap(lambda k: bridge.init(k, config, spec))(jax.random.key(0)[None])
+    policy = bridge.make_policy(config, spec)
+    try:
+        _, traj = envs_gymnasium.host_rollout(
+            jax.random.key(1)[None], policy, state.params, host, config.num_steps
+        )
+    finally:
+        host.close()
+    assert np.abs(traj.action).max() > 2.0  # raw samples outside the bounds are kept
+    out = ppo.policy_distribution(
+        ppo._network(config, spec)[0](jax.tree.map(lambda x: x[0], state.params), traj.obs[0])[0]
+    )
+    np.testing.assert_allclose(out.log_prob(traj.action[0]), traj.log_prob[0], rtol=1e-5)
+    env = gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=7)
+    for t in range(config.num_steps):
+        np.testing.assert_allclose(traj.obs[0, t, 0], obs, rtol=1e-6)
+        obs, r, *_ = env.step(np.clip(traj.action[0, t, 0], -2.0, 2.0))
+        np.testing.assert_allclose(traj.reward[0, t, 0], r, rtol=1e-5)
+    learn = jax.jit(jax.vmap(lambda s, t: bridge.learn_step(s, t, config, spec)))
+    new, metrics = learn(state, traj)
+    chex.assert_tree_all_finite((new.params, metrics))
+    assert int(new.update[0]) == 1 and not np.array_equal(new.key, state.key)
+
+
+def test_cli_trains_ppo_on_a_bridged_env(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import train
+
+    out = tmp_path / "run"
+    argv = ["--agent", "ppo", "--env", "gymnasium:CartPole-v1", "--num-seeds", "2"]
+    argv += ["--total-steps", "512", "--num-envs", "2", "--num-steps", "64", "--num-chunks", "2"]
+    argv += ["--eval-episodes", "2", "--quiet", "--out", str(out)]
+    assert train.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["agent"] == "ppo" and summary["env_steps_learned"] == [512, 512]
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2  # header + chunks x seeds

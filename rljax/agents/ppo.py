@@ -36,7 +36,7 @@ from flax import struct
 from rljax import envs, losses, networks, returns
 from rljax.agents import common
 from rljax.rollout import rollout
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey, Transition
 
 # fmt: off
 PRESETS: dict[str, dict[str, Any]] = {
@@ -190,7 +190,11 @@ def make_act(config: PPOConfig, env: Any, env_params: Any):
 
     Continuous actions are clipped to the action bounds.
     """
-    spec = envs.spec(env, env_params)
+    return act_fn(config, envs.spec(env, env_params))
+
+
+def act_fn(config: PPOConfig, spec: envs.EnvSpec):
+    """:func:`make_act` from an :class:`~rljax.envs.EnvSpec` (no gymnax env needed)."""
     apply, _ = _network(config, spec)
 
     def act(key, params, obs, greedy: bool):
@@ -272,11 +276,33 @@ def update_step(
 ) -> tuple[PPOState, dict[str, Array]]:
     """Collect ``num_envs·num_steps`` env steps, then ``num_epochs`` of minibatch steps."""
     spec = envs.spec(env, env_params)
-    apply, _ = _network(config, spec)
     policy, env_action = make_policy(config, spec)
     key, roll_key, perm_key = jax.random.split(state.key, 3)
     carry = (state.params, env, env_params, state.env_state, state.obs, config.num_steps)
     env_state, obs, traj = rollout(roll_key, policy, *carry, env_action=env_action)
+    state = state._replace(env_state=env_state, obs=obs, key=key)
+    return learn_step(state, traj, config, spec, perm_key)
+
+
+def learn_step(
+    state: PPOState,
+    traj: Transition,
+    config: PPOConfig,
+    spec: envs.EnvSpec,
+    perm_key: PRNGKey | None = None,
+) -> tuple[PPOState, dict[str, Array]]:
+    """``num_epochs`` of clipped-gradient minibatch steps on a collected batch ``traj`` [T, N].
+
+    The learning half of :func:`update_step`, so that experience collected elsewhere (the
+    Gymnasium host bridge, :mod:`rljax.envs_gymnasium`) trains with the same loss. ``traj``
+    holds the raw action samples and their log-probs under ``state.params``; ``next_obs`` is the
+    final observation at episode ends. ``perm_key`` draws the minibatch orders; without it
+    ``state.key`` is split for it. The environment fields are passed through unchanged.
+    """
+    if perm_key is None:
+        key, perm_key = jax.random.split(state.key)
+        state = state._replace(key=key)
+    apply, _ = _network(config, spec)
     v = apply(state.params, traj.obs)[1]
     v_next = apply(state.params, traj.next_obs)[1]  # final observation at episode ends
     discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
@@ -285,7 +311,7 @@ def update_step(
     adv = gae(r, discount, v, v_next, traj.done, config.gae_lambda)
     batch = PPOBatch(traj.obs, traj.action, traj.log_prob, v, adv, adv + v)
     batch = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), batch)  # [T, N] -> [T·N]
-    size = config.num_envs * config.num_steps
+    size = traj.reward.size
     idx = minibatch_indices(perm_key, config.num_epochs, size, config.num_minibatches)
     opt = optimizer(config, spec)
 
@@ -302,13 +328,10 @@ def update_step(
     (params, opt_state), info = jax.lax.scan(epoch, (state.params, state.opt_state), idx)
     window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
     metrics = {**metrics, **jax.tree.map(jnp.mean, info), "advantage_mean": adv.mean()}
-    new_state = PPOState(
+    new_state = state._replace(
         params=params,
         opt_state=opt_state,
-        env_state=env_state,
-        obs=obs,
         window=window,
-        key=key,
         update=state.update + 1,
         env_steps=state.env_steps + config.steps_per_update(spec),
     )

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax import envs, envs_gymnasium, evaluation
-from rljax.agents import Agent, ConfigError, a2c, common
+from rljax.agents import Agent, ConfigError, a2c, common, ppo
 from rljax.io import experiment
 
 EMA_ALPHA = 0.05  # the Keras tutorial's running reward: 0.05 * episode + 0.95 * running
@@ -38,34 +38,48 @@ class BridgedAgent(NamedTuple):
       init: ``init(key, config, spec) -> state`` (environment fields are placeholders).
       learn_step: ``learn_step(state, traj[T, N], config, spec) -> (state, metrics)``.
       make_policy: ``make_policy(config, spec) -> policy(key, params, obs[N]) ->
-        (action, log_prob)``.
+        (action, log_prob)``; the env receives the action clipped to a Box's bounds, the
+        transition keeps the raw one.
       make_act: ``make_act(config, spec) -> act(key, params, obs[N], greedy) -> action``.
       episodic: ``episodic(config) -> bool``: True if each update plays one fresh episode per
-        env (Monte-Carlo mode) instead of ``config.num_steps`` steps.
+        env (Monte-Carlo mode) instead of ``rollout_length(config)`` steps.
+      rollout_length: ``rollout_length(config) -> T``, the steps per env per update.
+      policy_params: ``policy_params(state)``: what ``policy`` and ``act`` take as params.
     """
 
     init: Callable
     learn_step: Callable
     make_policy: Callable
     make_act: Callable
-    episodic: Callable
+    episodic: Callable = lambda config: False
+    rollout_length: Callable = lambda config: config.num_steps
+    policy_params: Callable = lambda state: state.params
 
 
-def _a2c_init(key, config: a2c.A2CConfig, spec: envs.EnvSpec) -> a2c.A2CState:
-    key, net_key = jax.random.split(key)
-    _, net_init = a2c._network(config, spec)
-    obs = jnp.zeros((config.num_envs, *spec.obs_shape), jnp.float32)
-    params = net_init(net_key, obs[0])
-    return a2c.A2CState(
-        params=params,
-        opt_state=a2c._optimizer(config, spec).init(params),
-        env_state=None,  # the envs live on the host
-        obs=obs,
-        window=envs.episode_window_init(),
-        key=key,
-        update=jnp.zeros((), jnp.int32),
-        env_steps=jnp.zeros((), jnp.int32),
-    )
+def _on_policy_init(network, optimizer, state_cls):
+    """``init(key, config, spec)`` for an on-policy agent whose state holds one ``params``.
+
+    Splits the key as the agent's gymnax ``init`` does (key, network key, env key), so run
+    ``i``'s initial parameters are the same on both paths.
+    """
+
+    def init(key, config, spec: envs.EnvSpec):
+        key, net_key, _ = jax.random.split(key, 3)
+        _, net_init = network(config, spec)
+        obs = jnp.zeros((config.num_envs, *spec.obs_shape), jnp.float32)
+        params = net_init(net_key, obs[0])
+        return state_cls(
+            params=params,
+            opt_state=optimizer(config, spec).init(params),
+            env_state=None,  # the envs live on the host
+            obs=obs,
+            window=envs.episode_window_init(),
+            key=key,
+            update=jnp.zeros((), jnp.int32),
+            env_steps=jnp.zeros((), jnp.int32),
+        )
+
+    return init
 
 
 def _a2c_act(config: a2c.A2CConfig, spec: envs.EnvSpec):
@@ -75,11 +89,17 @@ def _a2c_act(config: a2c.A2CConfig, spec: envs.EnvSpec):
 
 BRIDGED: dict[str, BridgedAgent] = {
     "a2c": BridgedAgent(
-        init=_a2c_init,
+        init=_on_policy_init(a2c._network, a2c._optimizer, a2c.A2CState),
         learn_step=a2c.learn_step,
         make_policy=a2c.make_policy,
         make_act=_a2c_act,
         episodic=lambda config: config.mode == "monte_carlo",
+    ),
+    "ppo": BridgedAgent(
+        init=_on_policy_init(ppo._network, ppo.optimizer, ppo.PPOState),
+        learn_step=ppo.learn_step,  # splits state.key for the minibatch orders
+        make_policy=lambda config, spec: ppo.make_policy(config, spec)[0],
+        make_act=ppo.act_fn,
     ),
 }
 
@@ -157,6 +177,7 @@ def train_and_evaluate(
     bridge = check_agent(agent.name, env_name)
     spec = envs_gymnasium.spec(env_name)
     episodic = bridge.episodic(config)
+    rollout_length = spec.max_steps if episodic else bridge.rollout_length(config)
     steps_per_update = config.steps_per_update(spec)
     num_updates = config.total_steps // steps_per_update
     lengths = experiment.chunk_lengths(num_updates, num_chunks)
@@ -178,10 +199,12 @@ def train_and_evaluate(
     state = jax.jit(jax.vmap(lambda k: bridge.init(k, config, spec)))(train_keys)
     policy = bridge.make_policy(config, spec)
     obs = np.asarray(host.reset())
-    _, action, log_prob = envs_gymnasium.policy_step(roll_keys, state.params, obs, policy=policy)
+    _, action, log_prob = envs_gymnasium.policy_step(
+        roll_keys, bridge.policy_params(state), obs, policy=policy
+    )
     learn = (
         jax.jit(jax.vmap(lambda s, traj: bridge.learn_step(s, traj, config, spec)))
-        .lower(state, _traj_shapes(spec, config, episodic, obs, action, log_prob))
+        .lower(state, _traj_shapes(spec, rollout_length, obs, action, log_prob))
         .compile()
     )
     compile_time = time.perf_counter() - t
@@ -204,11 +227,11 @@ def train_and_evaluate(
                 for _ in range(n):
                     if episodic:
                         roll_keys, traj = envs_gymnasium.host_episodes(
-                            roll_keys, policy, state.params, host, spec.max_steps
+                            roll_keys, policy, bridge.policy_params(state), host, spec.max_steps
                         )
                     else:
                         roll_keys, traj = envs_gymnasium.host_rollout(
-                            roll_keys, policy, state.params, host, config.num_steps
+                            roll_keys, policy, bridge.policy_params(state), host, rollout_length
                         )
                     state, metrics = learn(state, traj)
                     running_rewards(ema, ep_count, traj, thresholds, passed)
@@ -221,7 +244,7 @@ def train_and_evaluate(
                 stacked = jax.tree.map(lambda *xs: np.stack(xs, axis=1), *jax.device_get(chunk))
                 per_seed = experiment._summarise_chunk(stacked)
                 per_seed["ema_return"] = ema.copy()
-                experiment._check_finite(state, per_seed, update_count, state.params)
+                experiment._check_finite(state, per_seed, update_count, bridge.policy_params(state))
                 if header is None:
                     header = ["seed", "update", "env_steps", *per_seed]
                     writer.writerow(header)
@@ -249,11 +272,11 @@ def train_and_evaluate(
     eval_seeds = env_seeds(seed, num_seeds, 1)
     # Evaluation always steps synchronously: one process per evaluation episode would not pay.
     greedy_returns = envs_gymnasium.evaluate(
-        act, state.params, env_name, eval_seeds, eval_episodes, greedy=True
+        act, bridge.policy_params(state), env_name, eval_seeds, eval_episodes, greedy=True
     )
     sampled_returns = envs_gymnasium.evaluate(
         act,
-        state.params,
+        bridge.policy_params(state),
         env_name,
         eval_seeds,
         eval_episodes,
@@ -311,10 +334,9 @@ def train_and_evaluate(
     return experiment.RunResult(state=state, summary=summary)
 
 
-def _traj_shapes(spec, config, episodic, obs, action, log_prob):
+def _traj_shapes(spec, t, obs, action, log_prob):
     """Shapes and dtypes of the host rollouts' Transition [S, T, N, ...] (to compile ahead)."""
     s, n = action.shape[:2]
-    t = spec.max_steps if episodic else config.num_steps
     sds = lambda x: jax.ShapeDtypeStruct((s, t, *x.shape[1:]), x.dtype)
     flat = lambda dtype: jax.ShapeDtypeStruct((s, t, n), dtype)
     return envs_gymnasium.Transition(
@@ -350,7 +372,7 @@ def _write_visuals(out, agent, bridge, config, env_name, spec, state, greedy_mea
         title=f"{agent.name} on {spec.name} (Gymnasium)",
     )
     median_seed = int(np.argsort(greedy_mean)[len(greedy_mean) // 2])
-    params = jax.tree.map(lambda x: x[median_seed], state.params)
+    params = jax.tree.map(lambda x: x[median_seed], bridge.policy_params(state))
     act = bridge.make_act(config, spec)
     try:
         render._require_viz()
