@@ -23,6 +23,9 @@ critic step), then one actor step and the soft target updates. The first
 ``update_step`` picks the phase with ``lax.cond`` on the update counter (under ``vmap`` a
 select that also computes the learning branch during warm-up); ``make_train`` runs the two
 phases as two scans, so it computes no discarded gradients. Both give the same results.
+An update is its env steps (``_collect``) then its learning half on them (``_learn``: store
+step j, critic step j, ..., then the actor and targets); :func:`learn_step` is that half for
+steps collected elsewhere (the Gymnasium host bridge, acting with :func:`make_policy`).
 
 Exploration: ``"gaussian"`` adds σ·h·N(0, 1) to μ(s) (h the action half-range) and clips to
 the bounds. ``"epsilon_decay"`` is seed 004's scheme: the same Gaussian noise with a scale ε
@@ -44,7 +47,7 @@ from flax import struct
 from rljax import envs, losses, networks, replay
 from rljax.agents import common
 from rljax.rollout import rollout
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+from rljax.types import Array, EpisodeWindow, Params, PRNGKey, Transition
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -285,11 +288,25 @@ def _optimizers(config: DDPGConfig) -> tuple[optax.GradientTransformation, ...]:
 def init(key: PRNGKey, config: DDPGConfig, env: Any, env_params: Any) -> DDPGState:
     """Fresh networks (targets equal to their online copies), optimisers, empty replay, envs."""
     spec = env_spec(env, env_params)
-    nets = make_networks(config, spec)
-    key, actor_key, critic_key, env_key = jax.random.split(key, 4)
+    env_key = jax.random.split(key, 4)[3]  # the split of init_from_spec
     env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
     # Pendulum's reset leaves a weak-typed leaf (last_u) that step makes strong: a retrace.
     env_state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), env_state)
+    return init_from_spec(key, config, spec, obs)._replace(env_state=env_state)
+
+
+def init_from_spec(
+    key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec, obs: Array | None = None
+) -> DDPGState:
+    """:func:`init` from an :class:`~rljax.envs.EnvSpec`: ``env_state`` None, ``obs`` zeros.
+
+    For environments stepped elsewhere (the Gymnasium host bridge). Splits ``key`` as
+    :func:`init` does, so run ``i``'s initial networks are the same on both paths.
+    """
+    nets = make_networks(config, spec)
+    key, actor_key, critic_key, _ = jax.random.split(key, 4)
+    if obs is None:
+        obs = jnp.zeros((config.num_envs, *spec.obs_shape), jnp.float32)
     a0 = jnp.zeros((spec.num_actions,), jnp.float32)
     actor_params = nets.init_actor(actor_key, obs[0])
     critic_params = nets.init_critic(critic_key, obs[0], a0)
@@ -303,7 +320,7 @@ def init(key: PRNGKey, config: DDPGConfig, env: Any, env_params: Any) -> DDPGSta
         actor_opt_state=actor_opt.init(actor_params),
         critic_opt_state=critic_opt.init(critic_params),
         replay=_buffer(config).init(example),
-        env_state=env_state,
+        env_state=None,
         obs=obs,
         window=envs.episode_window_init(),
         key=key,
@@ -314,7 +331,11 @@ def init(key: PRNGKey, config: DDPGConfig, env: Any, env_params: Any) -> DDPGSta
 
 def make_act(config: DDPGConfig, env: Any, env_params: Any):
     """``act(key, params, obs[N], greedy) -> action[N]``: μ(s) if greedy, else with σ noise."""
-    spec = env_spec(env, env_params)
+    return act_fn(config, env_spec(env, env_params))
+
+
+def act_fn(config: DDPGConfig, spec: envs.EnvSpec):
+    """:func:`make_act` from an :class:`~rljax.envs.EnvSpec` (no gymnax env needed)."""
     nets = make_networks(config, spec)
 
     def act(key, params, obs, greedy: bool):
@@ -324,46 +345,106 @@ def make_act(config: DDPGConfig, env: Any, env_params: Any):
     return act
 
 
-def _update(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, learn: bool):
-    """``policy_delay`` × (env step, critic step), then actor step and targets (if ``learn``).
+class ExplorationParams(NamedTuple):
+    """What the behaviour policy of one update needs (:func:`make_policy`)."""
 
-    Without ``learn`` (warm-up) actions are uniform in the bounds and nothing is trained.
+    actor_params: Params
+    update: Array  # shape=(), dtype=int32: warm-up (uniform actions) while < warmup_updates
+    env_steps: Array  # shape=(), dtype=int32: sets σ ("epsilon_decay")
+
+
+def exploration_params(state: DDPGState) -> ExplorationParams:
+    return ExplorationParams(state.actor_params, state.update, state.env_steps)
+
+
+def behaviour_action(
+    key: PRNGKey,
+    config: DDPGConfig,
+    spec: envs.EnvSpec,
+    actor_params: Params,
+    obs: Array,
+    sigma: Array,
+    warmup: bool,
+) -> Array:
+    """[N, A] actions: uniform in the bounds if ``warmup``, else μ(s) + σ·h·N(0, 1), clipped."""
+    if warmup:
+        shape = (obs.shape[0], spec.num_actions)
+        return jax.random.uniform(key, shape, minval=spec.action_low, maxval=spec.action_high)
+    mu = make_networks(config, spec).actor(actor_params, obs)
+    return noisy_action(key, mu, sigma, jnp.inf, spec)
+
+
+def make_policy(config: DDPGConfig, spec: envs.EnvSpec):
+    """``policy(key, params: ExplorationParams, obs[N]) -> (action[N, A], zeros[N])``.
+
+    The behaviour policy of :func:`update_step` with the phase and σ read from ``params``'
+    counters (both actions computed, one selected), for the Gymnasium host bridge. The bridge
+    acts a whole update (``policy_delay`` steps) with one ``params``, so under
+    ``"epsilon_decay"`` with ``policy_delay > 1`` its σ is the update's first step's for all
+    of them (:func:`update_step` lowers σ every step; ``"gaussian"`` σ is constant).
     """
+    n_warm = config.warmup_updates(spec)
+
+    def policy(key, params: ExplorationParams, obs):
+        sigma = exploration_scale(config, params.env_steps)
+        args = (key, config, spec, params.actor_params, obs, sigma)
+        warmup = params.update < n_warm
+        action = jnp.where(warmup, behaviour_action(*args, True), behaviour_action(*args, False))
+        return action, jnp.zeros(obs.shape[:1])
+
+    return policy
+
+
+def split_update_key(key: PRNGKey, config: DDPGConfig):
+    """``(next_key, act_keys, sample_keys, noise_keys)``, ``policy_delay`` keys each."""
+    key, *keys = jax.random.split(key, 3 * config.policy_delay + 1)
+    return key, keys[0::3], keys[1::3], keys[2::3]
+
+
+def _collect(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, warmup: bool):
+    """``policy_delay`` env steps per env with ``state.actor_params``: (env_state, obs, traj)."""
     spec = env_spec(env, env_params)
+    n = config.num_envs
+    _, act_keys, _, _ = split_update_key(state.key, config)
+    env_state, obs, env_steps = state.env_state, state.obs, state.env_steps
+    steps = []
+    for act_key in act_keys:
+        sigma = exploration_scale(config, env_steps)
+
+        def policy(key, params, obs, sigma=sigma):
+            action = behaviour_action(key, config, spec, params, obs, sigma, warmup)
+            return action, jnp.zeros((n,))
+
+        env_state, obs, traj = rollout(
+            act_key, policy, state.actor_params, env, env_params, env_state, obs, 1
+        )
+        env_steps = env_steps + n
+        steps.append(traj)
+    return env_state, obs, jax.tree.map(lambda *x: jnp.concatenate(x), *steps)
+
+
+def _learn(state: DDPGState, traj: Transition, config: DDPGConfig, spec: envs.EnvSpec, learn):
+    """Store step ``j`` of ``traj`` [policy_delay, N] and take critic step ``j`` (if ``learn``),
+    for each ``j`` in order; then one actor step and the target updates (if ``learn``).
+
+    Without ``learn`` (warm-up) the steps are only stored. The keys come from ``state.key``
+    split as :func:`split_update_key` (the act keys go unused here).
+    """
     nets = make_networks(config, spec)
     buffer = _buffer(config)
     actor_opt, critic_opt = _optimizers(config)
     n = config.num_envs
-    low, high = spec.action_low, spec.action_high
-    key, *keys = jax.random.split(state.key, 3 * config.policy_delay + 1)
+    key, _, sample_keys, noise_keys = split_update_key(state.key, config)
     s = state._replace(key=key)
-    steps, closs, qs = [], [], []
+    closs, qs = [], []
     for j in range(config.policy_delay):
-        act_key, sample_key, noise_key = keys[3 * j : 3 * j + 3]
-        sigma = exploration_scale(config, s.env_steps)
-
-        def policy(key, params, obs, sigma=sigma):
-            if learn:
-                action = noisy_action(key, nets.actor(params, obs), sigma, jnp.inf, spec)
-            else:
-                shape = (n, spec.num_actions)
-                action = jax.random.uniform(key, shape, minval=low, maxval=high)
-            return action, jnp.zeros((n,))
-
-        env_state, obs, traj = rollout(
-            act_key, policy, s.actor_params, env, env_params, s.env_state, s.obs, 1
+        items = Experience(
+            traj.obs[j], traj.action[j], traj.reward[j], traj.next_obs[j], traj.terminated[j]
         )
-        items = Experience(traj.obs, traj.action, traj.reward, traj.next_obs, traj.terminated)
-        s = s._replace(
-            replay=buffer.add(s.replay, jax.tree.map(lambda x: x[0], items)),
-            env_state=env_state,
-            obs=obs,
-            env_steps=s.env_steps + n,
-        )
-        steps.append(traj)
+        s = s._replace(replay=buffer.add(s.replay, items), env_steps=s.env_steps + n)
         if learn:
-            batch = buffer.sample(sample_key, s.replay)
-            y = td_target(noise_key, config, nets, spec, s, batch)
+            batch = buffer.sample(sample_keys[j], s.replay)
+            y = td_target(noise_keys[j], config, nets, spec, s, batch)
             (loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
                 s.critic_params, nets, batch, y
             )
@@ -385,7 +466,6 @@ def _update(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, lea
         s = update_targets(
             s._replace(actor_params=actor_params, actor_opt_state=actor_opt_state), config.tau
         )
-    traj = jax.tree.map(lambda *x: jnp.concatenate(x), *steps)
     window, metrics = common.episode_metrics(s.window, traj, spec.solved_threshold)
     metrics = {
         **metrics,
@@ -396,6 +476,16 @@ def _update(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, lea
     return s._replace(window=window, update=s.update + 1), metrics
 
 
+def _update(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, learn: bool):
+    """``policy_delay`` × (env step, critic step), then actor step and targets (if ``learn``).
+
+    Without ``learn`` (warm-up) actions are uniform in the bounds and nothing is trained.
+    """
+    env_state, obs, traj = _collect(state, config, env, env_params, warmup=not learn)
+    state = state._replace(env_state=env_state, obs=obs)
+    return _learn(state, traj, config, env_spec(env, env_params), learn)
+
+
 def update_step(
     state: DDPGState, config: DDPGConfig, env: Any, env_params: Any
 ) -> tuple[DDPGState, dict[str, Array]]:
@@ -404,6 +494,22 @@ def update_step(
     learn = functools.partial(_update, config=config, env=env, env_params=env_params, learn=True)
     n_warm = config.warmup_updates(env_spec(env, env_params))
     return jax.lax.cond(state.update < n_warm, warm, learn, state)
+
+
+def learn_step(
+    state: DDPGState, traj: Transition, config: DDPGConfig, spec: envs.EnvSpec
+) -> tuple[DDPGState, dict[str, Array]]:
+    """The learning half of :func:`update_step` on ``policy_delay`` collected steps [T, N].
+
+    For experience collected elsewhere (the Gymnasium host bridge, with :func:`make_policy`
+    and :func:`exploration_params`): ``traj.next_obs`` is the final observation at episode
+    ends. Stores the steps in replay, then learns as :func:`update_step` does (nothing during
+    the warm-up, by the update count); the environment fields pass through unchanged.
+    """
+    chex.assert_shape(traj.reward, (config.policy_delay, config.num_envs))
+    warm = functools.partial(_learn, config=config, spec=spec, learn=False)
+    learn = functools.partial(_learn, config=config, spec=spec, learn=True)
+    return jax.lax.cond(state.update < config.warmup_updates(spec), warm, learn, state, traj)
 
 
 def make_train(config: DDPGConfig, env: Any, env_params: Any):
