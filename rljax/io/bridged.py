@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax import envs, envs_gymnasium, evaluation
-from rljax.agents import Agent, ConfigError, a2c, common, ppo
+from rljax.agents import Agent, ConfigError, a2c, common, ddpg, ppo
 from rljax.io import experiment
 
 EMA_ALPHA = 0.05  # the Keras tutorial's running reward: 0.05 * episode + 0.95 * running
@@ -87,6 +87,23 @@ def _a2c_act(config: a2c.A2CConfig, spec: envs.EnvSpec):
     return common.categorical_act(lambda params, obs: apply(params, obs)[0])
 
 
+def _ddpg_act(config: ddpg.DDPGConfig, spec: envs.EnvSpec):
+    act = ddpg.act_fn(config, spec)  # takes the actor's params; the bridge passes more
+    return lambda key, params, obs, greedy: act(key, params.actor_params, obs, greedy)
+
+
+# DDPG and TD3 (one engine, TD3Config's settings): an update acts policy_delay steps with one
+# actor; the exploration policy reads warm-up and σ from the counters in its params.
+_DDPG = BridgedAgent(
+    init=ddpg.init_from_spec,
+    learn_step=ddpg.learn_step,  # splits state.key as update_step does
+    make_policy=ddpg.make_policy,
+    make_act=_ddpg_act,
+    rollout_length=lambda config: config.policy_delay,
+    policy_params=ddpg.exploration_params,
+)
+
+
 BRIDGED: dict[str, BridgedAgent] = {
     "a2c": BridgedAgent(
         init=_on_policy_init(a2c._network, a2c._optimizer, a2c.A2CState),
@@ -101,6 +118,8 @@ BRIDGED: dict[str, BridgedAgent] = {
         make_policy=lambda config, spec: ppo.make_policy(config, spec)[0],
         make_act=ppo.act_fn,
     ),
+    "ddpg": _DDPG,
+    "td3": _DDPG,
 }
 
 
