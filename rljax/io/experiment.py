@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -105,7 +106,43 @@ def _summarise_chunk(metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:
 
 
 def available_devices() -> int:
+    """Devices a run can shard over: every process's devices in a multi-process run."""
     return len(jax.devices())
+
+
+def is_primary() -> bool:
+    """Whether this process writes results: process 0 (the only one in a one-process run)."""
+    return jax.process_index() == 0
+
+
+def to_host(tree: Any) -> Any:
+    """NumPy copies of every run's values on every process (a collective across processes).
+
+    A one-process array is copied from its devices; an array sharded over several processes
+    is gathered with ``process_allgather``, so all processes must call this together.
+    """
+    from jax.experimental import multihost_utils
+
+    def one(x):
+        if getattr(x, "is_fully_addressable", True):
+            return np.asarray(x)
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+    return jax.tree.map(one, tree)
+
+
+def _put(tree: Any, sharding: jax.NamedSharding | None) -> Any:
+    """Place every leaf on ``sharding`` (PRNG key arrays go through their raw key data)."""
+    if sharding is None:
+        return tree
+
+    def one(x):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.device_put(jax.random.key_data(x), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.device_put(x, sharding)
+
+    return jax.tree.map(one, tree)
 
 
 def check_devices(devices: int, num_runs: int) -> None:
@@ -175,14 +212,25 @@ def _read_rows(path: Path, max_update: int) -> tuple[list[str] | None, list[list
 
 def _check_finite(state: Any, per_seed: dict[str, np.ndarray], update: int, params: Any) -> None:
     """Stop with one line naming the update, seeds and metric if anything is non-finite."""
+    leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
+    finite = np.all([np.isfinite(x).reshape(x.shape[0], -1).all(1) for x in leaves], axis=0)
+    _check_finite_runs(per_seed, update, finite)
+
+
+def _finite_runs(params: Any) -> jax.Array:
+    """Per-run flag [S]: every parameter of the run is finite (computed on the devices)."""
+    leaves = [jnp.isfinite(x).reshape(x.shape[0], -1).all(1) for x in jax.tree.leaves(params)]
+    return jnp.stack(leaves).all(0)
+
+
+def _check_finite_runs(per_seed: dict[str, np.ndarray], update: int, finite: np.ndarray) -> None:
+    """``_check_finite`` given each run's parameter-finiteness flag."""
     for name, values in per_seed.items():
         bad = np.flatnonzero(~np.isfinite(values) & (name != "episode_return"))
         if bad.size:
             raise NonFiniteError(
                 f"non-finite {name} by update {update} in seed(s) {', '.join(map(str, bad))}"
             )
-    leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
-    finite = np.all([np.isfinite(x).reshape(x.shape[0], -1).all(1) for x in leaves], axis=0)
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise NonFiniteError(
@@ -201,7 +249,7 @@ def train_and_evaluate(
     num_chunks: int = 50,
     eval_episodes: int = 100,
     quiet: bool = False,
-    checkpoint_every: int = 10,
+    checkpoint_every: int | None = 10,
     resume: bool = False,
     visuals: bool = True,
     run_configs: Any = None,
@@ -214,9 +262,10 @@ def train_and_evaluate(
     """Train ``num_seeds`` runs at once, evaluate them, and write the results folder.
 
     Writes ``metrics.csv`` as the run goes, a checkpoint every ``checkpoint_every`` chunks and
-    at the end (under ``out/checkpoints``), then evaluates and (with ``visuals``) writes
-    ``curves.png`` and ``episode.gif``. With ``resume`` it continues from the newest
-    checkpoint in ``out``; the result equals an uninterrupted run bit for bit on CPU.
+    at the end (under ``out/checkpoints``; none with ``checkpoint_every=None``), then evaluates
+    and (with ``visuals``) writes ``curves.png`` and ``episode.gif``. With ``resume`` it
+    continues from the newest checkpoint in ``out``; the result equals an uninterrupted run bit
+    for bit on CPU.
 
     Raises:
       NonFiniteError: if parameters or losses become non-finite (the last good checkpoint is
@@ -228,8 +277,20 @@ def train_and_evaluate(
     own hyperparameters in the same single compile. With ``devices`` > 1 the run axis is
     sharded over that many devices (``jax.make_mesh`` + ``NamedSharding``); each run computes
     exactly what it would on one device.
+
+    In a multi-process run (``jax.distributed.initialize`` called before importing rljax, whose
+    gymnax import starts JAX's backend) every process calls this with the same arguments, and
+    ``devices`` counts every process's devices; each process computes only its own runs and
+    only process 0 writes ``out``. Checkpoints are single-process only: pass
+    ``checkpoint_every=None`` and no ``resume``.
     """
     from rljax.io import checkpoint
+
+    if jax.process_count() > 1 and (checkpoint_every is not None or resume):
+        raise ConfigError(
+            "checkpoints are not supported in a multi-process run (checkpoint_every=None)"
+        )
+    primary = is_primary()
 
     env, env_params = envs.make(env_name)
     spec = envs.spec(env, env_params)
@@ -237,7 +298,8 @@ def train_and_evaluate(
     num_updates = config.total_steps // steps_per_update
     lengths = chunk_lengths(num_updates, num_chunks)
 
-    out.mkdir(parents=True, exist_ok=True)
+    if primary:
+        out.mkdir(parents=True, exist_ok=True)
     wall_start = time.perf_counter()
     keys = run_keys(seed, num_seeds) if keys is None else keys
     if run_configs is None:  # every run shares the config
@@ -245,13 +307,10 @@ def train_and_evaluate(
             lambda x: jnp.broadcast_to(x, (num_seeds, *jnp.shape(x))), config
         )
     sharding = run_sharding(devices, num_seeds)
-
-    def put(tree):
-        return tree if sharding is None else jax.device_put(tree, sharding)
-
-    keys, run_configs = put(keys), put(run_configs)
-    split = jax.vmap(jax.random.split)(keys)
-    train_keys, eval_keys = put(split[:, 0]), put(split[:, 1])
+    split = jax.vmap(jax.random.split)(keys)  # on this process: every process has all keys
+    host_eval_keys = split[:, 1]
+    run_configs = _put(run_configs, sharding)
+    train_keys, eval_keys = _put(split[:, 0], sharding), _put(host_eval_keys, sharding)
 
     def chunk(state, configs, length):
         def one(s, c):
@@ -273,7 +332,7 @@ def train_and_evaluate(
     init_fn = _jit(
         lambda ks, cs: jax.vmap(lambda k, c: agent.init(k, c, env, env_params))(ks, cs), sharding
     )
-    mngr = checkpoint.manager(out / "checkpoints")
+    mngr = None if checkpoint_every is None else checkpoint.manager(out / "checkpoints")
     done_chunks = 0
     if resume:
         step = mngr.latest_step()
@@ -284,20 +343,21 @@ def train_and_evaluate(
         if meta.get("config_hash") != meta_base["config_hash"]:
             raise checkpoint.CheckpointError("checkpoint was written with another config")
         done_chunks = int(meta["chunks"])
-        state = put(state)
+        state = _put(state, sharding)
     else:
         state = init_fn(train_keys, run_configs)
     compiled: dict[int, Any] = {}
     for n in sorted(set(lengths[done_chunks:])):
         compiled[n] = _jit(chunk, sharding, static_argnums=2).lower(state, run_configs, n).compile()
+    finite_fn = _jit(_finite_runs, sharding).lower(agent.policy_params(state)).compile()
     compile_time = time.perf_counter() - t
 
     metrics_path = out / "metrics.csv"
     update_count = sum(lengths[:done_chunks])
     header, old_rows = _read_rows(metrics_path, update_count) if resume else (None, [])
-    progress = Progress(num_updates * steps_per_update, num_seeds, quiet)
+    progress = Progress(num_updates * steps_per_update, num_seeds, quiet or not primary)
     train_start = time.perf_counter()
-    with open(metrics_path, "w", newline="") as f:
+    with open(metrics_path if primary else os.devnull, "w", newline="") as f:
         writer = csv.writer(f)
         if header is not None:
             writer.writerows([header, *old_rows])
@@ -305,8 +365,9 @@ def train_and_evaluate(
             n = lengths[i]
             state, metrics = compiled[n](state, run_configs)
             update_count += n
-            per_seed = _summarise_chunk(metrics)
-            _check_finite(state, per_seed, update_count, agent.policy_params(state))
+            per_seed = _summarise_chunk(to_host(metrics))
+            finite = to_host(finite_fn(agent.policy_params(state)))
+            _check_finite_runs(per_seed, update_count, finite)
             env_steps = update_count * steps_per_update
             if header is None:
                 header = ["seed", "update", "env_steps", *per_seed]
@@ -323,7 +384,7 @@ def train_and_evaluate(
                 env_steps,
                 float(np.nanmean(returns)) if np.isfinite(returns).any() else math.nan,
             )
-            if (i + 1) % checkpoint_every == 0 or i + 1 == len(lengths):
+            if mngr is not None and ((i + 1) % checkpoint_every == 0 or i + 1 == len(lengths)):
                 checkpoint.save(
                     mngr, i + 1, state, {**meta_base, "chunks": i + 1, "update": update_count}
                 )
@@ -332,8 +393,9 @@ def train_and_evaluate(
             if on_chunk is not None:
                 on_chunk(i, state)
     jax.block_until_ready(state)
-    mngr.wait_until_finished()
-    mngr.close()
+    if mngr is not None:
+        mngr.wait_until_finished()
+        mngr.close()
     train_time = time.perf_counter() - train_start
     progress.close()
 
@@ -349,16 +411,16 @@ def train_and_evaluate(
 
         return _jit(jax.vmap(one), sharding)
 
-    greedy_returns = np.asarray(_eval(True)(eval_keys, params, run_configs))
+    greedy_returns = to_host(_eval(True)(eval_keys, params, run_configs))
     sampled_keys = jax.vmap(jax.random.fold_in, (0, None))(eval_keys, 1)
-    sampled_returns = np.asarray(_eval(False)(sampled_keys, params, run_configs))
+    sampled_returns = to_host(_eval(False)(sampled_keys, params, run_configs))
     eval_time = time.perf_counter() - t
 
     from rljax import stats
 
     greedy_mean = greedy_returns.mean(1)
     solved = evaluation.solved(greedy_mean, spec)
-    solved_at = np.asarray(state.window.solved_at)
+    solved_at = to_host(state.window.solved_at)
     agg = stats.aggregate(greedy_mean, reps=2000, seed=0)
     summary: dict[str, Any] = {
         "agent": agent.name,
@@ -391,17 +453,20 @@ def train_and_evaluate(
         **(extra_summary or {}),
     }
     if visuals:
-        summary["median_seed"] = write_visuals(
-            out, agent, config, env, env_params, spec, state, greedy_mean, eval_keys
-        )
+        policy = to_host(params)  # every process takes part in the gather
+        if primary:
+            summary["median_seed"] = write_visuals(
+                out, agent, config, env, env_params, spec, policy, greedy_mean, host_eval_keys
+            )
     return RunResult(state=state, summary=summary)
 
 
-def write_visuals(out, agent, config, env, env_params, spec, state, greedy_mean, eval_keys):
+def write_visuals(out, agent, config, env, env_params, spec, params, greedy_mean, eval_keys):
     """curves.png (all seeds) and episode.gif (the median seed's greedy policy).
 
-    Returns the index of the median seed. A missing rendering extra skips the GIF with a
-    one-line note on stderr; the run's other results are unaffected.
+    ``params`` are the runs' policy parameters (leading run axis). Returns the index of the
+    median seed. A missing rendering extra skips the GIF with a one-line note on stderr; the
+    run's other results are unaffected.
     """
     from rljax.io import plots, render
 
@@ -412,7 +477,7 @@ def write_visuals(out, agent, config, env, env_params, spec, state, greedy_mean,
         title=f"{agent.name} on {spec.name}",
     )
     median_seed = int(np.argsort(greedy_mean)[len(greedy_mean) // 2])
-    params = jax.tree.map(lambda x: x[median_seed], agent.policy_params(state))
+    params = jax.tree.map(lambda x: x[median_seed], params)
     act = agent.make_act(config, env, env_params)
     key = jax.random.fold_in(eval_keys[median_seed], 2)
     states, rewards = render.rollout_states(key, act, params, env, env_params)
