@@ -7,6 +7,10 @@ Every agent hyperparameter is a flag (``--lr``, ``--gamma``, ...; ``--help`` lis
 chosen ``--agent``). ``--preset NAME`` starts from a named setting; explicit flags override it.
 Bad input is rejected with one line naming the flag and exit status 2, before anything
 compiles and before any output is written.
+
+Several hosts: run the same command on each, adding ``--num-processes P --process-id I
+--coordinator HOST:PORT`` (HOST is process 0's host); the seeds are sharded over every
+host's devices and only process 0 writes ``--out``. No checkpoints in such a run.
 """
 
 from __future__ import annotations
@@ -14,16 +18,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import shutil
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
-from rljax import envs, envs_gymnasium
-from rljax.agents import AGENTS, ConfigError
-from rljax.agents.common import check_positive_int
-from rljax.io import experiment, trackers
-from rljax.io.checkpoint import CheckpointError
+# rljax is imported inside the functions: importing it (gymnax) starts JAX's backend, and a
+# multi-process run must call jax.distributed.initialize before that.
 
 PROG = "train.py"
 
@@ -42,6 +45,9 @@ def _flag_type(annotation: str):
 
 
 def _parser(agent_name: str | None) -> argparse.ArgumentParser:
+    from rljax import envs, envs_gymnasium
+    from rljax.agents import AGENTS
+
     p = _Parser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -85,7 +91,24 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
         "--wandb", action="store_true", help="log to W&B, offline by default (track extra)"
     )
     p.add_argument(
-        "--devices", default="1", help="devices to shard the seeds over: a number or 'all'"
+        "--devices",
+        default=None,
+        help="devices to shard the seeds over: a number or 'all' (default 1; with several "
+        "processes, all of them)",
+    )
+    p.add_argument(
+        "--num-processes",
+        type=int,
+        default=1,
+        metavar="P",
+        help="processes (hosts) running this run together",
+    )
+    p.add_argument("--process-id", type=int, default=0, metavar="I", help="this process: 0..P-1")
+    p.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="process 0's host and a free port, the same on every process",
     )
     if agent_name in AGENTS:
         group = p.add_argument_group(f"{agent_name} hyperparameters")
@@ -102,6 +125,8 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
+    from rljax.agents import AGENTS
+
     pre = _Parser(prog=PROG, add_help=False)
     pre.add_argument("--agent", default="a2c")
     known, _ = pre.parse_known_args(argv)
@@ -150,9 +175,8 @@ def _given(argv: list[str]) -> set[str]:
 
 def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Namespace, dict]:
     """The saved run's settings; any flag given that disagrees with them is an error."""
-    import json
-
-    from rljax.io import checkpoint
+    from rljax.agents import AGENTS
+    from rljax.io import checkpoint, experiment
 
     d = args.resume
     if not (d / "config.json").is_file():
@@ -197,6 +221,8 @@ def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Nam
 
 
 def parse_devices(value: str) -> int:
+    from rljax.io import experiment
+
     if value == "all":
         return experiment.available_devices()
     try:
@@ -205,20 +231,124 @@ def parse_devices(value: str) -> int:
         raise UsageError(f"--devices must be a number or 'all', got {value!r}") from None
 
 
+def parse_processes(argv: list[str]) -> argparse.Namespace:
+    """The multi-process flags, checked before JAX starts (the full parser repeats them)."""
+    pre = _Parser(prog=PROG, add_help=False)
+    pre.add_argument("--num-processes", type=int, default=1)
+    pre.add_argument("--process-id", type=int, default=0)
+    pre.add_argument("--coordinator", default=None)
+    args, _ = pre.parse_known_args(argv)
+    given = _given(argv)
+    p = args.num_processes
+    if p < 1:
+        raise UsageError(f"--num-processes must be an integer >= 1, got {p}")
+    if not 0 <= args.process_id < p:
+        raise UsageError(
+            f"--process-id must be in 0..{p - 1} for --num-processes {p}, got {args.process_id}"
+        )
+    if args.coordinator is not None:
+        host, sep, port = args.coordinator.rpartition(":")
+        if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+            raise UsageError(f"--coordinator must be HOST:PORT, got {args.coordinator!r}")
+    if p > 1 and args.coordinator is None:
+        raise UsageError(f"--num-processes {p} needs --coordinator HOST:PORT (process 0's host)")
+    for flag in ("resume", "checkpoint_every"):
+        if p > 1 and flag in given:
+            raise UsageError(
+                f"--{flag.replace('_', '-')} is not supported with --num-processes > 1 "
+                "(checkpoints are single-process only)"
+            )
+    return args
+
+
+def init_processes(coordinator: str, num_processes: int, process_id: int) -> None:
+    """Join a multi-process run: ``jax.distributed.initialize``, before rljax is imported.
+
+    Afterwards ``jax.devices()`` lists every process's devices; on CPU the processes exchange
+    data with gloo (TCP).
+    """
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+
+
+NOT_RUN_FLAGS = ("process_id", "out", "overwrite", "quiet", "tensorboard", "wandb")
+
+
+def fingerprint(args: argparse.Namespace) -> int:
+    """A 31-bit hash of the settings every process of a run must share."""
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_RUN_FLAGS}
+    return zlib.crc32(json.dumps(settings, sort_keys=True, default=str).encode()) & 0x7FFFFFFF
+
+
+def agree(error: str | None, settings: int) -> str | None:
+    """Every process's verdict on the command line (a collective): the error to report, if any.
+
+    Process 0 alone checks ``--out``, and a process started with other settings would compute
+    another run, so all processes exit together when any of them rejects the run.
+    """
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    mine = np.array([error is not None, settings], dtype=np.int32)
+    every = np.asarray(multihost_utils.process_allgather(mine))
+    if error is not None:
+        return error
+    rejected = np.flatnonzero(every[:, 0])
+    if rejected.size:
+        return f"process {rejected[0]} rejected the run (see its error)"
+    if (every[:, 1] != settings).any():
+        return "the processes were started with different settings; only --process-id may differ"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        procs = parse_processes(argv)
+    except UsageError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    multi = procs.num_processes > 1
+    if multi:  # before rljax (gymnax) starts JAX's backend
+        init_processes(procs.coordinator, procs.num_processes, procs.process_id)
+
+    from rljax import envs, envs_gymnasium
+    from rljax.agents import AGENTS, ConfigError
+    from rljax.agents.common import check_positive_int
+    from rljax.io import experiment, trackers
+    from rljax.io.checkpoint import CheckpointError
+
+    error = None
     try:
         args, overrides = parse(argv)
         if args.resume is not None:
             args, overrides = resume_args(args, argv)
         check_positive_int("num_seeds", args.num_seeds)
         check_positive_int("checkpoint_every", args.checkpoint_every)
-        args.devices = parse_devices(args.devices)
+        args.devices = parse_devices(args.devices or ("all" if multi else "1"))
+        if multi:
+            have = experiment.available_devices()
+            if args.devices != have:
+                raise UsageError(
+                    f"--devices {args.devices}: a run over {args.num_processes} processes uses "
+                    f"all their {have} devices (--devices all)"
+                )
+            if args.num_seeds % have:
+                raise UsageError(
+                    f"--num-seeds {args.num_seeds} is not divisible by the {have} devices of "
+                    f"the {args.num_processes} processes"
+                )
         experiment.check_devices(args.devices, args.num_seeds)
         check_positive_int("num_chunks", args.num_chunks)
         check_positive_int("eval_episodes", args.eval_episodes)
         agent = AGENTS[args.agent]
         bridged = envs_gymnasium.is_bridged(args.env)
+        if bridged and multi:
+            raise UsageError(
+                f"--num-processes > 1 is not supported for Gymnasium envs ({args.env})"
+            )
         if bridged:
             from rljax.io import bridged as bridged_runner
 
@@ -236,23 +366,29 @@ def main(argv: list[str] | None = None) -> int:
             spec = envs.spec(env, env_params)
         config = experiment.build_config(agent, args.preset, overrides, spec)
         out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
-        if args.resume is None:
+        primary = experiment.is_primary()  # only process 0 writes --out
+        if args.resume is None and primary:
             check_out(out, args.overwrite)
         for flag, module in (("tensorboard", "tensorboardX"), ("wandb", "wandb")):
             if getattr(args, flag) and importlib.util.find_spec(module) is None:
                 raise UsageError(f"--{flag} {trackers.TRACK_HINT}")
     except (UsageError, ConfigError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        error = str(e)
+    if multi:
+        error = agree(error, 0 if error else fingerprint(args))
+    if error is not None:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
 
-    if args.resume is None and out.exists() and args.overwrite:
+    if primary and args.resume is None and out.exists() and args.overwrite:
         for name in [*experiment.RESULT_FILES, "checkpoints"]:
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    if primary:
+        out.mkdir(parents=True, exist_ok=True)
     run_info = {
         "agent": args.agent,
         "env": args.env,
@@ -267,10 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if bridged:
         run_info["vector_mode"] = args.vector_mode
-    if args.resume is None:
+    if multi:
+        run_info["num_processes"] = args.num_processes
+    if args.resume is None and primary:
         experiment.write_json(out / "config.json", run_info)
     tracking = None
-    if args.tensorboard or args.wandb:
+    if primary and (args.tensorboard or args.wandb):
         tracking = trackers.Trackers(out, run_info, args.tensorboard, args.wandb)
     try:
         if bridged:
@@ -301,17 +439,15 @@ def main(argv: list[str] | None = None) -> int:
                 num_chunks=args.num_chunks,
                 eval_episodes=args.eval_episodes,
                 quiet=args.quiet,
-                checkpoint_every=args.checkpoint_every,
+                checkpoint_every=None if multi else args.checkpoint_every,
                 devices=args.devices,
                 resume=args.resume is not None,
                 extra_summary={"preset": args.preset},
                 trackers=tracking,
             )
     except experiment.NonFiniteError as e:
-        print(
-            f"{PROG}: stopped: {e}; the last good checkpoint is in {out / 'checkpoints'}",
-            file=sys.stderr,
-        )
+        kept = "" if multi else f"; the last good checkpoint is in {out / 'checkpoints'}"
+        print(f"{PROG}: stopped: {e}{kept}", file=sys.stderr)
         return 1
     except CheckpointError as e:
         print(f"{PROG}: error: --resume {out}: {e}", file=sys.stderr)
@@ -319,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tracking is not None:
             tracking.close()
+    if not primary:
+        print(f"{PROG}: process {args.process_id} done; process 0 writes the results")
+        return 0
     experiment.write_json(out / "summary.json", result.summary)
     s = result.summary
     solved = "" if s["solved_count"] is None else f", solved {s['solved_count']}/{s['num_seeds']}"
