@@ -26,10 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(agent_name: str, env_name: str, num_seeds: int, steps: int, preset: str) -> dict:
+def measure(
+    agent_name: str, env_name: str, num_seeds: int, steps: int, preset: str, block: str
+) -> dict:
     import jax
 
-    from rljax import envs
+    from rljax import batching, envs
     from rljax.agents import AGENTS
     from rljax.io import experiment
 
@@ -38,7 +40,8 @@ def measure(agent_name: str, env_name: str, num_seeds: int, steps: int, preset: 
     spec = envs.spec(env, env_params)
     config = experiment.build_config(agent, preset, {"total_steps": steps}, spec)
     keys = experiment.run_keys(0, num_seeds)
-    train = jax.jit(jax.vmap(agent.make_train(config, env, env_params)))
+    runs_per_block = batching.default_block() if block == "auto" else parse_block(block)
+    train = jax.jit(batching.map_runs(agent.make_train(config, env, env_params), runs_per_block))
     t = time.perf_counter()
     compiled = train.lower(keys).compile()
     compile_s = time.perf_counter() - t
@@ -52,6 +55,7 @@ def measure(agent_name: str, env_name: str, num_seeds: int, steps: int, preset: 
         "env": env_name,
         "preset": preset,
         "num_seeds": num_seeds,
+        "seed_block": runs_per_block,
         "steps_per_seed": total,
         "compile_s": round(compile_s, 3),
         "run_s": round(run_s, 3),
@@ -102,6 +106,11 @@ def solve_time(agent: str, env: str, preset: str) -> dict:
     }
 
 
+def parse_block(value: str) -> int | None:
+    """``--seed-block``: "auto" (rljax's default for the backend), "none" (one vmap), or N."""
+    return None if value == "none" else int(value)
+
+
 def machine() -> dict:
     import jax
 
@@ -123,14 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agent", default="a2c")
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--preset", default="default")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 16, 64, 256])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 16, 64, 256, 1024])
+    p.add_argument(
+        "--seed-block",
+        default="auto",
+        help="runs per vmap: auto (64 on CPU, all elsewhere), none (all), or a number",
+    )
     p.add_argument("--steps", type=int, default=100_000, help="env steps per seed")
     p.add_argument("--solve", action="store_true", help="also time the default experiment")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one is not None:  # child process: one measurement, JSON on stdout
-        print(json.dumps(measure(args.agent, args.env, args.one, args.steps, args.preset)))
+        print(
+            json.dumps(
+                measure(args.agent, args.env, args.one, args.steps, args.preset, args.seed_block)
+            )
+        )
         return 0
     rows = []
     for n in args.seeds:
@@ -146,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.preset,
                 "--steps",
                 str(args.steps),
+                "--seed-block",
+                args.seed_block,
                 "--one",
                 str(n),
             ],

@@ -22,6 +22,8 @@ def test_bench_train_writes_json(tmp_path):
             "2",
             "--steps",
             "1024",
+            "--seed-block",
+            "1",
             "--out",
             str(out),
         ],
@@ -34,5 +36,5 @@ def test_bench_train_writes_json(tmp_path):
     assert [r["num_seeds"] for r in data["scaling"]] == [1, 2]
     for row in data["scaling"]:
         assert row["compile_s"] > 0 and row["run_s"] > 0 and row["env_steps_per_s"] > 0
-        assert row["steps_per_seed"] == 1024
+        assert row["steps_per_seed"] == 1024 and row["seed_block"] == 1
     assert data["machine"]["cpu_count"] >= 1
