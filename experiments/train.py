@@ -97,6 +97,14 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
         "processes, all of them)",
     )
     p.add_argument(
+        "--seed-block",
+        default="auto",
+        metavar="N",
+        help="on one device, train the seeds in vmapped blocks of N: a number, 'none' (one "
+        "vmap over all seeds) or 'auto' (64 on CPU, where larger vmaps slow down; none on "
+        "GPU/TPU)",
+    )
+    p.add_argument(
         "--num-processes",
         type=int,
         default=1,
@@ -231,6 +239,19 @@ def parse_devices(value: str) -> int:
         raise UsageError(f"--devices must be a number or 'all', got {value!r}") from None
 
 
+def parse_seed_block(value: str) -> int | str | None:
+    """``--seed-block``: "auto", "none" or a positive number."""
+    if value in ("auto", "none"):
+        return None if value == "none" else value
+    try:
+        block = int(value)
+    except ValueError:
+        block = 0
+    if block < 1:
+        raise UsageError(f"--seed-block must be a positive number, 'none' or 'auto', got {value!r}")
+    return block
+
+
 def parse_processes(argv: list[str]) -> argparse.Namespace:
     """The multi-process flags, checked before JAX starts (the full parser repeats them)."""
     pre = _Parser(prog=PROG, add_help=False)
@@ -328,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         check_positive_int("num_seeds", args.num_seeds)
         check_positive_int("checkpoint_every", args.checkpoint_every)
         args.devices = parse_devices(args.devices or ("all" if multi else "1"))
+        args.seed_block = parse_seed_block(args.seed_block)
         if multi:
             have = experiment.available_devices()
             if args.devices != have:
@@ -441,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                 quiet=args.quiet,
                 checkpoint_every=None if multi else args.checkpoint_every,
                 devices=args.devices,
+                seed_block=args.seed_block,
                 resume=args.resume is not None,
                 extra_summary={"preset": args.preset},
                 trackers=tracking,

@@ -141,6 +141,29 @@ def test_run_i_does_not_depend_on_batch_size(tmp_path):
     assert r1[0] == pytest.approx(r3[0], rel=1e-5)
 
 
+def test_seed_blocks_equal_one_vmap(tmp_path, capsys):
+    """--seed-block 2 (3 seeds: a block of 2 and a remainder of 1) equals one vmap."""
+    base = ["--total-steps", "1024", "--num-chunks", "2", "--quiet", "--eval-episodes", "2"]
+    base += ["--num-seeds", "3"]
+    one, blocks = tmp_path / "one", tmp_path / "blocks"
+    assert train.main([*base, "--seed-block", "none", "--out", str(one)]) == 0
+    assert train.main([*base, "--seed-block", "2", "--out", str(blocks)]) == 0
+    r1 = json.loads((one / "summary.json").read_text())
+    r2 = json.loads((blocks / "summary.json").read_text())
+    assert (r1["seed_block"], r2["seed_block"]) == (None, 2)
+    assert r2["eval_returns"] == pytest.approx(r1["eval_returns"], rel=1e-5)
+    assert r2["episodes_to_solve"] == r1["episodes_to_solve"]
+    bad = tmp_path / "bad"
+    for value in ("0", "-3", "x"):
+        assert train.main([*base, "--seed-block", value, "--out", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1] == "train.py: error: --seed-block must be a positive number, 'none' or "
+        "'auto', got 'x'"
+    )
+    assert not bad.exists()
+
+
 def test_nan_guard_stops_with_one_line(tmp_path, capsys):
     out = tmp_path / "run"
     rc = train.main([*TINY, "--lr", "1e30", "--checkpoint-every", "1", "--out", str(out)])

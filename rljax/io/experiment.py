@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax import envs, evaluation
+from rljax import batching, envs, evaluation
 from rljax.agents import AGENTS, Agent, ConfigError
 
 RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "episode.gif")
@@ -255,6 +255,7 @@ def train_and_evaluate(
     run_configs: Any = None,
     keys: jax.Array | None = None,
     devices: int = 1,
+    seed_block: int | str | None = "auto",
     extra_summary: dict[str, Any] | None = None,
     on_chunk: Callable[[int, Any], None] | None = None,
     trackers: Any = None,
@@ -276,7 +277,10 @@ def train_and_evaluate(
     (static fields shared), and ``keys`` gives each run's key: every run then trains with its
     own hyperparameters in the same single compile. With ``devices`` > 1 the run axis is
     sharded over that many devices (``jax.make_mesh`` + ``NamedSharding``); each run computes
-    exactly what it would on one device.
+    exactly what it would on one device. ``seed_block`` (one device only) runs the runs in
+    vmapped blocks of that many (:func:`rljax.batching.map_runs`); ``"auto"`` is
+    :func:`rljax.batching.default_block` (64 on CPU, where larger vmaps slow down or hang),
+    None one vmap over all runs.
 
     In a multi-process run (``jax.distributed.initialize`` called before importing rljax, whose
     gymnax import starts JAX's backend) every process calls this with the same arguments, and
@@ -307,6 +311,13 @@ def train_and_evaluate(
             lambda x: jnp.broadcast_to(x, (num_seeds, *jnp.shape(x))), config
         )
     sharding = run_sharding(devices, num_seeds)
+    block = batching.default_block() if seed_block == "auto" else seed_block
+    if sharding is not None:  # each device's runs in one vmap
+        block = None
+
+    def over_runs(fn):
+        return batching.map_runs(fn, block)
+
     split = jax.vmap(jax.random.split)(keys)  # on this process: every process has all keys
     host_eval_keys = split[:, 1]
     run_configs = _put(run_configs, sharding)
@@ -318,7 +329,7 @@ def train_and_evaluate(
                 lambda carry, _: agent.update_step(carry, c, env, env_params), s, None, length
             )
 
-        return jax.vmap(one)(state, configs)
+        return over_runs(one)(state, configs)
 
     meta_base = {
         "agent": agent.name,
@@ -330,7 +341,7 @@ def train_and_evaluate(
     }
     t = time.perf_counter()
     init_fn = _jit(
-        lambda ks, cs: jax.vmap(lambda k, c: agent.init(k, c, env, env_params))(ks, cs), sharding
+        lambda ks, cs: over_runs(lambda k, c: agent.init(k, c, env, env_params))(ks, cs), sharding
     )
     mngr = None if checkpoint_every is None else checkpoint.manager(out / "checkpoints")
     done_chunks = 0
@@ -409,7 +420,7 @@ def train_and_evaluate(
             fn = lambda kk, pp, o: act(kk, pp, o, greedy)
             return evaluation.evaluate(k, fn, p, env, env_params, eval_episodes)
 
-        return _jit(jax.vmap(one), sharding)
+        return _jit(over_runs(one), sharding)
 
     greedy_returns = to_host(_eval(True)(eval_keys, params, run_configs))
     sampled_keys = jax.vmap(jax.random.fold_in, (0, None))(eval_keys, 1)
@@ -427,6 +438,7 @@ def train_and_evaluate(
         "env": env_name,
         "num_seeds": num_seeds,
         "seed": seed,
+        "seed_block": block,
         "total_steps": int(num_updates * steps_per_update),
         "num_updates": num_updates,
         "eval_episodes": eval_episodes,
