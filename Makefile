@@ -32,7 +32,10 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_train.py --agent a2c --seeds 1 16 64 256 --solve --out benchmarks/results.json
+	$(PY) benchmarks/bench_train.py --agent a2c --seeds 1 16 64 256 1024 --steps 50000 \
+		--solve --solve-seeds 1 16 64 256 --out benchmarks/results.json
+	$(PY) benchmarks/bench_train.py --agent ppo --seeds 1 16 64 256 1024 --steps 50000 \
+		--solve --solve-seeds 1 16 64 --out benchmarks/results.json
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -64,7 +64,7 @@ def measure(
     }
 
 
-def solve_time(agent: str, env: str, preset: str) -> dict:
+def solve_time(agent: str, env: str, preset: str, num_seeds: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "run"
         t = time.perf_counter()
@@ -81,6 +81,7 @@ def solve_time(agent: str, env: str, preset: str) -> dict:
                 "--out",
                 str(out),
                 "--quiet",
+                *([] if num_seeds is None else ["--num-seeds", str(num_seeds)]),
             ],
             capture_output=True,
             text=True,
@@ -97,6 +98,7 @@ def solve_time(agent: str, env: str, preset: str) -> dict:
         "num_seeds": s["num_seeds"],
         "steps_per_seed": s["total_steps"],
         "solved_count": s["solved_count"],
+        "seed_block": s.get("seed_block"),
         "process_wall_s": round(elapsed, 2),
         "wall_time_s": s["wall_time_s"],
         "compile_time_s": s["compile_time_s"],
@@ -140,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--steps", type=int, default=100_000, help="env steps per seed")
     p.add_argument("--solve", action="store_true", help="also time the default experiment")
+    p.add_argument(
+        "--solve-seeds",
+        type=int,
+        nargs="*",
+        default=None,
+        help="with --solve: time the default experiment at each of these seed counts "
+        "(default: the experiment's own count)",
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -186,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     result = {"machine": machine(), "scaling": rows}
     if args.solve:
-        result["time_to_solve"] = solve_time(args.agent, args.env, args.preset)
-        print(f"default experiment: {result['time_to_solve']}", file=sys.stderr)
+        rows = []
+        for n in args.solve_seeds or [None]:
+            rows.append(solve_time(args.agent, args.env, args.preset, n))
+            print(f"default experiment: {rows[-1]}", file=sys.stderr)
+        result["time_to_solve"] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(args.out.read_text()) if args.out.exists() else {}
     existing[f"{args.agent}/{args.env}/{args.preset}"] = result

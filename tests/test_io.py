@@ -268,3 +268,18 @@ def test_save_gif_without_pygame_raises_one_line(tmp_path, monkeypatch):
         render.save_gif([state, state], [0.0, 1.0], env, env_params, tmp_path / "x.gif")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "x.gif").exists()
+
+
+@pytest.mark.parametrize("background, ink", [(0, 255), (255, 0)])
+def test_caption_contrasts_with_the_background(background, ink):
+    """LunarLander's sky is black, CartPole's is white: the caption stays readable on both."""
+    from PIL import Image
+
+    from rljax.io import render
+
+    image = Image.new("RGB", (300, 200), (background,) * 3)
+    pixels = np.asarray(render._caption(image, "step 10   return 1.0").convert("L"))
+    changed = pixels != background
+    assert changed.any()
+    # Antialiased glyphs: the strongest pixels reach (nearly) the ink colour.
+    assert np.abs(pixels[changed].astype(int) - ink).min() < 40

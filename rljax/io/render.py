@@ -198,11 +198,15 @@ def _font(size: int):
 
 
 def _caption(image, text: str):
+    """Draw ``text`` top left, black on a light background and white on a dark one."""
     from PIL import ImageDraw
 
-    ImageDraw.Draw(image).text(
-        (8, 6), text, fill=(0, 0, 0), font=_font(max(12, image.height // 22))
-    )
+    font = _font(max(12, image.height // 22))
+    draw = ImageDraw.Draw(image)
+    box = draw.textbbox((8, 6), text, font=font)
+    under = np.asarray(image.convert("L").crop(box), np.float64)
+    fill = (0, 0, 0) if under.size == 0 or under.mean() >= 128 else (255, 255, 255)
+    draw.text((8, 6), text, fill=fill, font=font)
     return image
 
 
