@@ -113,6 +113,21 @@ def test_read_metrics_rejects_seeds_with_different_points(tmp_path):
         plots.read_metrics(path)
 
 
+def test_read_metrics_seeds_at_the_same_updates_with_different_steps(tmp_path):
+    """Monte-Carlo bridged runs: same updates, different env steps per seed -> the mean."""
+    path = tmp_path / "metrics.csv"
+    rows = "0,1,90,1\n0,2,200,2\n1,1,110,3\n1,2,260,4\n"
+    path.write_text("seed,update,env_steps,episode_return\n" + rows)
+    m = plots.read_metrics(path)
+    np.testing.assert_array_equal(m["env_steps"], [100, 230])
+    np.testing.assert_array_equal(m["env_steps_per_seed"], [[90, 200], [110, 260]])
+    plots.plot_curves([("mc", m)], tmp_path / "curves.png")
+    no_update = tmp_path / "no_update.csv"
+    no_update.write_text("seed,env_steps,episode_return\n0,8,1\n1,16,1\n")
+    with pytest.raises(ValueError, match="seeds disagree on env_steps"):
+        plots.read_metrics(no_update)
+
+
 # ------------------------------------------------------------------------ curves and plot
 
 

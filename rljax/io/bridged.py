@@ -347,9 +347,12 @@ def train_and_evaluate(
         **(extra_summary or {}),
     }
     if visuals:
-        summary["median_seed"] = _write_visuals(
-            out, agent, bridge, config, env_name, spec, state, greedy_mean, seed
-        )
+        try:
+            summary["median_seed"] = _write_visuals(
+                out, agent, bridge, config, env_name, spec, state, greedy_mean, seed
+            )
+        except Exception as e:  # a failed plot must not cost a long run its results
+            print(f"curves.png/episode.gif not written: {type(e).__name__}: {e}", file=sys.stderr)
     return experiment.RunResult(state=state, summary=summary)
 
 

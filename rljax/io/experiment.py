@@ -467,9 +467,14 @@ def train_and_evaluate(
     if visuals:
         policy = to_host(params)  # every process takes part in the gather
         if primary:
-            summary["median_seed"] = write_visuals(
-                out, agent, config, env, env_params, spec, policy, greedy_mean, host_eval_keys
-            )
+            try:
+                summary["median_seed"] = write_visuals(
+                    out, agent, config, env, env_params, spec, policy, greedy_mean, host_eval_keys
+                )
+            except Exception as e:  # a failed plot must not cost a long run its results
+                print(
+                    f"curves.png/episode.gif not written: {type(e).__name__}: {e}", file=sys.stderr
+                )
     return RunResult(state=state, summary=summary)
 
 

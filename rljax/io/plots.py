@@ -37,7 +37,10 @@ def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Rows may come in any order: they are grouped by ``seed`` (ascending) and, within a seed,
     ordered by ``update`` (or by ``env_steps`` if there is no ``update`` column). Every seed must
-    have the same logging points (the same ``env_steps`` sequence).
+    have the same logging points: the same ``update`` sequence, or without an ``update`` column
+    the same ``env_steps`` sequence. Where seeds logged at the same updates but after different
+    numbers of env steps (Monte-Carlo runs on the Gymnasium bridge), ``env_steps`` is the seeds'
+    mean at each point and ``env_steps_per_seed`` [S, P] holds their own counts.
 
     Args:
       path: the CSV file.
@@ -92,13 +95,20 @@ def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
     num_seeds, num_points = len(seeds), int(counts[0])
     grid = {name: col[order].reshape(num_seeds, num_points) for name, col in columns.items()}
     steps = grid["env_steps"]
+    x = steps[0]
     if not np.all(steps == steps[0]):
-        raise ValueError(f"{path}: seeds disagree on env_steps at the same logging point")
+        # Monte-Carlo runs on the host bridge learn from episodes of different lengths, so
+        # their seeds' env_steps differ at the same update: plot against the seeds' mean.
+        if "update" not in grid or not np.all(grid["update"] == grid["update"][0]):
+            raise ValueError(f"{path}: seeds disagree on env_steps at the same logging point")
+        x = np.round(steps.mean(0))
 
     out: dict[str, np.ndarray] = {
         "seeds": seeds.astype(np.int64),
-        "env_steps": steps[0].astype(np.int64),
+        "env_steps": x.astype(np.int64),
     }
+    if not np.all(steps == steps[0]):
+        out["env_steps_per_seed"] = steps.astype(np.int64)
     for name, values in grid.items():
         if name not in _KEY_COLUMNS:
             out[name] = values
