@@ -290,3 +290,21 @@ def test_cli_trains_ppo_on_a_bridged_env(tmp_path):
     assert summary["agent"] == "ppo" and summary["env_steps_learned"] == [512, 512]
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 2  # header + chunks x seeds
+
+
+def test_cli_monte_carlo_bridged_run_writes_curves(tmp_path):
+    """Keras preset on the bridge: each update is one episode per seed, so the seeds' env
+    steps differ at the same update; the curves still plot and the running reward is kept."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import train
+
+    out = tmp_path / "run"
+    argv = ["--preset", "keras", "--env", "gymnasium:CartPole-v1", "--num-seeds", "2"]
+    argv += ["--total-steps", "3000", "--num-chunks", "3", "--eval-episodes", "2"]
+    argv += ["--running-threshold", "10", "--quiet", "--out", str(out)]
+    assert train.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    learned = summary["env_steps_learned"]
+    assert learned[0] != learned[1]  # one episode per update each, of different lengths
+    assert (out / "curves.png").exists()
+    assert set(summary["running_reward_passed_at"]) == {"10.0", "475.0"}
