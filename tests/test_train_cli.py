@@ -47,13 +47,8 @@ TINY = [
         (["--mode", "td"], "--mode"),
     ],
 )
-def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, argv, needle):
-    out = tmp_path / "run"
-    assert train.main([*argv, "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert needle in err[0]
-    assert not out.exists()
+def test_bad_input_one_line_exit_2_no_output(refused, argv, needle):
+    refused(train.main, argv, needle)
 
 
 def test_out_holding_another_run_is_refused(tmp_path, capsys):
