@@ -6,19 +6,9 @@ batched with ``jax.vmap``.
 
 import os as _os
 
-# XLA:CPU can deadlock (every thread asleep) on some multi-seed programs in jaxlib 0.10 (seen
-# with twin-critic TD3 at >= 8 seeds and with several host devices). These two flags avoid it.
-# They take effect only if set before JAX starts its backend; RLJAX_KEEP_XLA_FLAGS=1 opts out.
-_XLA_CPU_FLAGS = (
-    "--xla_cpu_enable_concurrency_optimized_scheduler=false",
-    "--xla_cpu_parallel_codegen_split_count=1",
-)
-if not _os.environ.get("RLJAX_KEEP_XLA_FLAGS"):
-    _flags = _os.environ.get("XLA_FLAGS", "")
-    for _flag in _XLA_CPU_FLAGS:
-        if _flag.split("=")[0] not in _flags:
-            _flags = f"{_flags} {_flag}".strip()
-    _os.environ["XLA_FLAGS"] = _flags
+from rljax._xla_cpu import configure as _configure_xla_cpu
+
+_configure_xla_cpu(_os.environ)
 
 from rljax import envs, evaluation, losses, networks, replay, returns, rollout, stats
 from rljax.losses import (
