@@ -23,6 +23,7 @@ import argparse
 import csv
 import dataclasses
 import itertools
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -76,7 +77,12 @@ def _parser(agents, env_names) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--num-chunks", type=int, default=20)
     p.add_argument("--eval-episodes", type=int, default=100)
-    p.add_argument("--devices", default="1", help="a number or 'all'")
+    p.add_argument(
+        "--devices",
+        default="auto",
+        help="a number, 'all' or 'auto' (the default: the most devices that divide the runs; "
+        "on CPU one device per core, at most 8)",
+    )
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -223,6 +229,8 @@ def _write_setting(work: Path, dest: Path, block: range, summary: dict, cfg_json
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "rljax" not in sys.modules:  # one JAX device per CPU core (see rljax._xla_cpu)
+        os.environ.setdefault("RLJAX_CPU_DEVICES", "auto")
     from rljax import envs
     from rljax.agents import AGENTS, ConfigError
     from rljax.agents.common import check_positive_int
@@ -247,16 +255,19 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.validate(spec)
                 configs.append(cfg)
             plans.append((loop, base_cfg, configs))
+        runs = len(grid) * args.num_seeds
         devices = (
             experiment.available_devices()
             if args.devices == "all"
+            else experiment.auto_devices(runs)
+            if args.devices == "auto"
             else int(args.devices)
             if args.devices.isdigit()
             else None
         )
         if devices is None:
-            raise UsageError(f"--devices must be a number or 'all', got {args.devices!r}")
-        experiment.check_devices(devices, len(grid) * args.num_seeds)
+            raise UsageError(f"--devices must be a number, 'all' or 'auto', got {args.devices!r}")
+        experiment.check_devices(devices, runs)
         out = args.out or Path("results") / f"sweep_{args.agent}_{args.env}"
         if out.exists() and any(out.iterdir()):
             if not (out / "sweep.csv").exists() and not (out / "_runs").exists():

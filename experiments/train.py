@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import zlib
@@ -93,8 +94,9 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
     p.add_argument(
         "--devices",
         default=None,
-        help="devices to shard the seeds over: a number or 'all' (default 1; with several "
-        "processes, all of them)",
+        help="devices to shard the seeds over: a number, 'all' or 'auto' (the default: the "
+        "most devices that divide --num-seeds; on CPU one device per core, at most 8; with "
+        "several processes, all of them)",
     )
     p.add_argument(
         "--seed-block",
@@ -228,15 +230,17 @@ def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Nam
     return args, {k: v for k, v in saved["config"].items() if k in fields}
 
 
-def parse_devices(value: str) -> int:
+def parse_devices(value: str, num_seeds: int) -> int:
     from rljax.io import experiment
 
     if value == "all":
         return experiment.available_devices()
+    if value == "auto":
+        return experiment.auto_devices(num_seeds)
     try:
         return int(value)
     except ValueError:
-        raise UsageError(f"--devices must be a number or 'all', got {value!r}") from None
+        raise UsageError(f"--devices must be a number, 'all' or 'auto', got {value!r}") from None
 
 
 def parse_seed_block(value: str) -> int | str | None:
@@ -334,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     multi = procs.num_processes > 1
     if multi:  # before rljax (gymnax) starts JAX's backend
         init_processes(procs.coordinator, procs.num_processes, procs.process_id)
+    elif "rljax" not in sys.modules:  # one JAX device per CPU core (see rljax._xla_cpu)
+        os.environ.setdefault("RLJAX_CPU_DEVICES", "auto")
 
     from rljax import envs, envs_gymnasium
     from rljax.agents import AGENTS, ConfigError
@@ -348,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             args, overrides = resume_args(args, argv)
         check_positive_int("num_seeds", args.num_seeds)
         check_positive_int("checkpoint_every", args.checkpoint_every)
-        args.devices = parse_devices(args.devices or ("all" if multi else "1"))
+        args.devices = parse_devices(args.devices or ("all" if multi else "auto"), args.num_seeds)
         args.seed_block = parse_seed_block(args.seed_block)
         if multi:
             have = experiment.available_devices()

@@ -158,6 +158,11 @@ def check_devices(devices: int, num_runs: int) -> None:
         raise ConfigError(f"--num-seeds {num_runs} runs are not divisible by --devices {devices}")
 
 
+def auto_devices(num_runs: int) -> int:
+    """The most devices (of :func:`available_devices`) that divide ``num_runs`` evenly."""
+    return max(d for d in range(1, available_devices() + 1) if num_runs % d == 0)
+
+
 def run_sharding(devices: int, num_runs: int) -> jax.NamedSharding | None:
     """Sharding of a leading (run) axis across ``devices`` devices (None for one device)."""
     if devices <= 1:
@@ -276,11 +281,11 @@ def train_and_evaluate(
     For a sweep, ``run_configs`` is ``config`` with a leading run axis on its float leaves
     (static fields shared), and ``keys`` gives each run's key: every run then trains with its
     own hyperparameters in the same single compile. With ``devices`` > 1 the run axis is
-    sharded over that many devices (``jax.make_mesh`` + ``NamedSharding``); each run computes
-    exactly what it would on one device. ``seed_block`` (one device only) runs the runs in
+    sharded over that many devices (``jax.make_mesh`` + ``NamedSharding``, one ``shard_map``);
+    each run computes what it would on one device. ``seed_block`` runs each device's runs in
     vmapped blocks of that many (:func:`rljax.batching.map_runs`); ``"auto"`` is
-    :func:`rljax.batching.default_block` (64 on CPU, where larger vmaps slow down or hang),
-    None one vmap over all runs.
+    :func:`rljax.batching.default_block` (64 on CPU, where larger vmaps are slower), None one
+    vmap over all of a device's runs.
 
     In a multi-process run (``jax.distributed.initialize`` called before importing rljax, whose
     gymnax import starts JAX's backend) every process calls this with the same arguments, and
@@ -312,11 +317,9 @@ def train_and_evaluate(
         )
     sharding = run_sharding(devices, num_seeds)
     block = batching.default_block() if seed_block == "auto" else seed_block
-    if sharding is not None:  # each device's runs in one vmap
-        block = None
 
     def over_runs(fn):
-        return batching.map_runs(fn, block)
+        return batching.map_runs(fn, block, sharding)
 
     split = jax.vmap(jax.random.split)(keys)  # on this process: every process has all keys
     host_eval_keys = split[:, 1]
@@ -439,6 +442,8 @@ def train_and_evaluate(
         "num_seeds": num_seeds,
         "seed": seed,
         "seed_block": block,
+        "devices": devices,
+        "backend": jax.default_backend(),
         "total_steps": int(num_updates * steps_per_update),
         "num_updates": num_updates,
         "eval_episodes": eval_episodes,
