@@ -40,7 +40,10 @@ TIMING = {"compile_time_s", "train_time_s", "eval_time_s", "wall_time_s", "steps
 
 
 def _env():
-    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    # Every run here on the same devices (the driver below imports rljax before train.py can
+    # ask for one host device per core); this process restores their checkpoints on one.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    return {**env, "RLJAX_CPU_DEVICES": "auto"}
 
 
 def _run(args, **kw):

@@ -52,8 +52,28 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any, meta: dict[str, Any
     )
 
 
+def _placed(abstract_state: Any) -> Any:
+    """``abstract_state`` with a sharding on every leaf: its own, else this process's first
+    device. Without one orbax would restore onto the devices the checkpoint was written from,
+    which fails when a run saved over several devices is read on fewer."""
+    import jax
+
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def one(x):
+        if getattr(x, "sharding", None) is not None:
+            return x
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device)
+
+    return jax.tree.map(one, abstract_state)
+
+
 def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any) -> tuple[Any, dict]:
-    """Restore ``step`` into ``abstract_state`` (a pytree of ``jax.ShapeDtypeStruct``)."""
+    """Restore ``step`` into ``abstract_state`` (a pytree of ``jax.ShapeDtypeStruct``).
+
+    Leaves without a sharding are restored onto this process's first device, whatever devices
+    the checkpoint was written from.
+    """
     meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
@@ -62,7 +82,8 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any) -> tupl
         )
     try:
         restored = mngr.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(_placed(abstract_state))),
         )
     except ValueError as e:  # shape or structure mismatch
         raise CheckpointError(f"checkpoint does not match this run's state: {e}") from None
