@@ -8,9 +8,13 @@
 Each side runs in its own interpreter (rejax in its virtual environment, rljax in this one),
 back to back: ``jit(vmap(train))`` over the seeds is compiled ahead of time (compile time
 reported apart) and run once; then each seed's trained policy plays ``--episodes`` greedy
-episodes. CartPole-v1 counts as solved at a mean return >= 475. The hyperparameters are
-rejax's configs/gymnax/cartpole.yaml (ppo), i.e. rljax's ``ppo`` preset "rejax": 5 envs x
-100 steps, 5 epochs x 5 minibatches, lr 7.5e-4, max_grad_norm 0.5, 2x64 tanh, 1e5 steps.
+episodes. Both libraries run on one device, then with their seeds sharded over ``--devices``
+CPU host devices (one per core by default): rljax as ``experiments/train.py`` runs it, rejax
+sharded by this benchmark. The headline ratio compares each as a user gets it: rljax over the
+cores (its default) against rejax on one device. CartPole-v1 counts as solved at a mean
+return >= 475. The hyperparameters are rejax's configs/gymnax/cartpole.yaml (ppo), i.e.
+rljax's ``ppo`` preset "rejax": 5 envs x 100 steps, 5 epochs x 5 minibatches, lr 7.5e-4,
+max_grad_norm 0.5, 2x64 tanh, 1e5 steps.
 
 rejax 0.1.3 unpacks the pre-1.0 gymnax step tuple ``(obs, state, reward, done, info)``;
 gymnax 1.0 returns ``(obs, state, reward, terminated, truncated, info)``. :class:`DoneAdapter`
@@ -23,6 +27,7 @@ steps, 128 episodes) is replaced by a no-op so both sides time training alone.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -75,23 +80,40 @@ class DoneAdapter:
         return obs, state, reward, jnp.logical_or(terminated, truncated), info
 
 
-def _timed_compile_and_run(fn, keys):
+def _run_sharding(devices: int):
+    """The seed axis sharded over ``devices`` devices (None for one)."""
     import jax
 
+    if devices == 1:
+        return None
+    assert len(jax.devices()) >= devices, jax.devices()
+    mesh = jax.make_mesh((devices,), ("runs",), axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.NamedSharding(mesh, jax.P("runs"))
+
+
+def _timed_compile_and_run(fn, keys, sharding=None):
+    import jax
+
+    shardings = {} if sharding is None else dict(in_shardings=sharding, out_shardings=sharding)
     t = time.perf_counter()
-    compiled = jax.jit(fn).lower(keys).compile()
+    compiled = jax.jit(fn, **shardings).lower(keys).compile()
     compile_s = time.perf_counter() - t
     t = time.perf_counter()
     out = jax.block_until_ready(compiled(keys))
     return out, compile_s, time.perf_counter() - t
 
 
-def _common(name, num_seeds, steps, compile_s, run_s, returns, eval_s, versions):
+def _common(name, num_seeds, steps, compile_s, run_s, returns, eval_s, versions, devices):
+    import jax
     import numpy as np
 
     mean = np.asarray(returns).mean(1)
     return {
         "library": name,
+        "devices": devices,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "xla_cpu_threads": _eigen_threads(),
+        "backend": jax.default_backend(),
         "versions": versions,
         "num_seeds": num_seeds,
         "steps_per_seed": steps,
@@ -108,7 +130,18 @@ def _common(name, num_seeds, steps, compile_s, run_s, returns, eval_s, versions)
     }
 
 
-def side_rejax(num_seeds: int, steps: int, episodes: int) -> dict:
+def _eigen_threads() -> int | None:
+    """Threads in XLA:CPU's intra-op pool of this process (Linux), None if unknown."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        return sum(
+            Path(f"/proc/self/task/{t}/comm").read_text().startswith("tf_XLAEigen") for t in tasks
+        )
+    except OSError:
+        return None
+
+
+def side_rejax(num_seeds: int, steps: int, episodes: int, devices: int) -> dict:
     import gymnax
     import jax
     import jax.numpy as jnp
@@ -128,7 +161,9 @@ def side_rejax(num_seeds: int, steps: int, episodes: int) -> dict:
     iteration = algo.num_envs * algo.num_steps
     total = -(-steps // iteration) * iteration
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
-    (ts, _), compile_s, run_s = _timed_compile_and_run(jax.vmap(algo.train), keys)
+    # With devices > 1 (sharded by this benchmark, not by rejax) XLA partitions the vmap.
+    sharding = _run_sharding(devices)
+    (ts, _), compile_s, run_s = _timed_compile_and_run(jax.vmap(algo.train), keys, sharding)
 
     def greedy_returns(params, key):
         def act(obs, rng):
@@ -150,14 +185,14 @@ def side_rejax(num_seeds: int, steps: int, episodes: int) -> dict:
     from importlib.metadata import version
 
     versions = {name: version(name) for name in ("rejax", "gymnax", "jax", "flax", "optax")}
-    return _common("rejax", num_seeds, total, compile_s, run_s, returns, eval_s, versions)
+    return _common("rejax", num_seeds, total, compile_s, run_s, returns, eval_s, versions, devices)
 
 
-def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool) -> dict:
+def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices: int) -> dict:
     import jax
     import numpy as np
 
-    from rljax import envs, evaluation
+    from rljax import batching, envs, evaluation
     from rljax.agents import AGENTS, ppo
     from rljax.io import experiment
     from rljax.rollout import rollout
@@ -169,8 +204,12 @@ def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool) -> dict
     per_update = config.steps_per_update(spec)
     n = config.total_steps // per_update
     keys = experiment.run_keys(0, num_seeds)
-    train = jax.vmap(agent.make_train(config, env, env_params))
-    (state, _), compile_s, run_s = _timed_compile_and_run(train, keys)
+    # As experiments/train.py runs it: each device trains its seeds in vmapped blocks.
+    sharding = _run_sharding(devices)
+    train = batching.map_runs(
+        agent.make_train(config, env, env_params), batching.default_block(), sharding
+    )
+    (state, _), compile_s, run_s = _timed_compile_and_run(train, keys, sharding)
 
     act = agent.make_act(config, env, env_params)
     params = agent.policy_params(state)
@@ -184,8 +223,9 @@ def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool) -> dict
     returns = jax.block_until_ready(jax.jit(jax.vmap(one))(eval_keys, params))
     eval_s = time.perf_counter() - t
     out = _common(
-        "rljax", num_seeds, n * per_update, compile_s, run_s, returns, eval_s, experiment.versions()
-    )
+        "rljax", num_seeds, n * per_update, compile_s, run_s, returns, eval_s,
+        experiment.versions(), devices,
+    )  # fmt: skip
     if profile:
         out["profile"] = _profile_rljax(config, env, env_params, spec, keys, n, rollout, ppo)
         out["profile"]["full_train_run_s"] = out["run_s"]
@@ -215,49 +255,91 @@ def _profile_rljax(config, env, env_params, spec, keys, n, rollout, ppo) -> dict
     return {"rollout_only_compile_s": round(compile_s, 3), "rollout_only_run_s": round(run_s, 3)}
 
 
-def _run_side(python: str, side: str, args, env=None) -> dict:
-    cmd = [python, str(Path(__file__).resolve()), "--side", side]
+def _run_side(python: str, side: str, args, devices: int, env: dict) -> dict:
+    cmd = [python, str(Path(__file__).resolve()), "--side", side, "--side-devices", str(devices)]
     cmd += ["--seeds", str(args.seeds), "--steps", str(args.steps)]
     cmd += ["--episodes", str(args.episodes)]
-    if args.profile:
+    if args.profile and side == "rljax":
         cmd.append("--profile")
     load = os.getloadavg()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"{side} side failed (exit {proc.returncode})")
+        raise SystemExit(f"{side} side ({devices} devices) failed (exit {proc.returncode})")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["loadavg_before"] = load
     return result
 
 
-def _rljax_python() -> tuple[str, dict | None]:
+def _xla_cpu():
+    """rljax/_xla_cpu.py loaded on its own (importing the rljax package would start JAX here)."""
+    spec = importlib.util.spec_from_file_location("_rljax_xla_cpu", ROOT / "rljax" / "_xla_cpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _side_env(base: dict, side: str, devices: int) -> dict:
+    """A side's environment.
+
+    rljax sets up XLA:CPU itself at import (rljax._xla_cpu) and is asked for ``devices`` host
+    devices. rejax on one device runs as shipped; on several it gets the same XLA:CPU set-up
+    (without the larger thread pool, two host devices on two cores deadlock).
+    """
+    env = dict(base)
+    if side == "rljax":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        if devices > 1:
+            env["RLJAX_CPU_DEVICES"] = str(devices)
+        else:
+            env.pop("RLJAX_CPU_DEVICES", None)
+    elif devices > 1:
+        env["RLJAX_CPU_DEVICES"] = str(devices)
+        _xla_cpu().configure(env)
+    return env
+
+
+def _rljax_python() -> str:
     venv = ROOT / ".venv" / "bin" / "python"
-    if venv.exists():
-        return str(venv), None
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return sys.executable, env
+    return str(venv) if venv.exists() else sys.executable
 
 
 def main() -> None:
+    base_env = dict(os.environ)  # before anything here could start JAX
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rejax-python", default=str(ROOT / ".venv-rejax" / "bin" / "python"))
     p.add_argument("--rljax-python", default=None, help="default: .venv, else this interpreter")
     p.add_argument("--seeds", type=int, default=64)
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--episodes", type=int, default=100)
+    p.add_argument(
+        "--devices",
+        default="auto",
+        help="CPU host devices for the sharded runs: a number or 'auto' (one per core, at most "
+        "8, dividing --seeds); 1 runs only the one-device pair",
+    )
     p.add_argument("--profile", action="store_true", help="also time rljax rollouts alone")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "rejax_comparison.json")
     p.add_argument("--side", choices=("rejax", "rljax"), help=argparse.SUPPRESS)
+    p.add_argument("--side-devices", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.side == "rejax":
-        print(json.dumps(side_rejax(args.seeds, args.steps, args.episodes)))
+        print(json.dumps(side_rejax(args.seeds, args.steps, args.episodes, args.side_devices)))
         return
     if args.side == "rljax":
-        print(json.dumps(side_rljax(args.seeds, args.steps, args.episodes, args.profile)))
+        out = side_rljax(args.seeds, args.steps, args.episodes, args.profile, args.side_devices)
+        print(json.dumps(out))
         return
 
+    if args.devices == "auto":
+        cores = _xla_cpu().cpu_devices("auto", _xla_cpu().cores())
+        devices = max(d for d in range(1, cores + 1) if args.seeds % d == 0)
+    elif args.devices.isdigit() and int(args.devices) >= 1 and args.seeds % int(args.devices) == 0:
+        devices = int(args.devices)
+    else:
+        print(f"--devices must be 'auto' or a number dividing --seeds, got {args.devices!r}")
+        sys.exit(2)
     check = subprocess.run(
         [args.rejax_python, "-c", "import rejax, gymnax; print(rejax.__file__)"],
         capture_output=True,
@@ -269,11 +351,19 @@ def main() -> None:
         print(f"rejax is not importable with {args.rejax_python}: {why}")
         sys.exit(2)
 
-    rljax_python, rljax_env = _rljax_python()
-    if args.rljax_python:
-        rljax_python = args.rljax_python
-    rejax = _run_side(args.rejax_python, "rejax", args)
-    rljax = _run_side(rljax_python, "rljax", args, rljax_env)
+    rljax_python = args.rljax_python or _rljax_python()
+    runs = {}
+    for n in sorted({1, devices}):
+        runs[f"rejax_{n}"] = _run_side(
+            args.rejax_python, "rejax", args, n, _side_env(base_env, "rejax", n)
+        )
+        runs[f"rljax_{n}"] = _run_side(
+            rljax_python, "rljax", args, n, _side_env(base_env, "rljax", n)
+        )
+
+    def ratio(a: str, b: str) -> float:
+        return round(runs[a]["train_steps_per_s"] / runs[b]["train_steps_per_s"], 3)
+
     summary = {
         "env": "CartPole-v1",
         "hyperparameters": REJAX_CONFIG | {"total_timesteps": args.steps},
@@ -282,25 +372,27 @@ def main() -> None:
             "terminal for rejax; rljax bootstraps through truncations. rejax's in-training "
             "evaluation is a no-op here."
         ),
-        "speed_ratio_rljax_over_rejax": round(
-            rljax["train_steps_per_s"] / rejax["train_steps_per_s"], 3
-        ),
-        "solved_count": {"rljax": rljax["solved_count"], "rejax": rejax["solved_count"]},
+        "devices": devices,
+        # rljax as experiments/train.py runs it (its seeds sharded over the CPU's cores) against
+        # rejax as shipped (one device); then each library on the same number of devices.
+        "speed_ratio_rljax_over_rejax": ratio(f"rljax_{devices}", "rejax_1"),
+        "speed_ratio_one_device": ratio("rljax_1", "rejax_1"),
+        f"speed_ratio_{devices}_devices": ratio(f"rljax_{devices}", f"rejax_{devices}"),
+        "solved_count": {name: run["solved_count"] for name, run in runs.items()},
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
             "cpu_count": os.cpu_count(),
         },
-        "rejax": rejax,
-        "rljax": rljax,
+        "runs": runs,
     }
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: summary[k] for k in ("speed_ratio_rljax_over_rejax", "solved_count")}))
-    for side in (rejax, rljax):
+    print(json.dumps({k: v for k, v in summary.items() if k.startswith(("speed", "solved"))}))
+    for name, run in runs.items():
         print(
-            f"{side['library']}: {side['train_steps_per_s']} steps/s "
-            f"(compile {side['compile_s']} s, run {side['run_s']} s), "
-            f"solved {side['solved_count']}/{side['num_seeds']}"
+            f"{name}: {run['train_steps_per_s']} steps/s "
+            f"(compile {run['compile_s']} s, run {run['run_s']} s), "
+            f"solved {run['solved_count']}/{run['num_seeds']}"
         )
 
 

@@ -4,7 +4,9 @@
     python benchmarks/bench_train.py --agent a2c --seeds 1 16 64 256 --steps 100000
 
 For each seed count, one ``jit(vmap(train))`` is compiled ahead of time (compile time is
-reported apart) and then run once; env steps per second count every seed's steps. Each
+reported apart) and then run once, its seeds sharded over ``--devices`` devices as
+``experiments/train.py`` does (``auto``: on CPU one host device per core, at most 8, as many as
+divide the seeds); env steps per second count every seed's steps. Each
 measurement runs in its own process so peak memory (max RSS) belongs to it alone.
 ``--solve`` also times the default experiment end to end (``experiments/train.py`` with its
 defaults: compile, training, evaluation) and reports how many seeds it solved.
@@ -27,7 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(
-    agent_name: str, env_name: str, num_seeds: int, steps: int, preset: str, block: str
+    agent_name: str,
+    env_name: str,
+    num_seeds: int,
+    steps: int,
+    preset: str,
+    block: str,
+    devices: str = "1",
 ) -> dict:
     import jax
 
@@ -41,7 +49,11 @@ def measure(
     config = experiment.build_config(agent, preset, {"total_steps": steps}, spec)
     keys = experiment.run_keys(0, num_seeds)
     runs_per_block = batching.default_block() if block == "auto" else parse_block(block)
-    train = jax.jit(batching.map_runs(agent.make_train(config, env, env_params), runs_per_block))
+    n_dev = experiment.auto_devices(num_seeds) if devices == "auto" else int(devices)
+    sharding = experiment.run_sharding(n_dev, num_seeds)
+    train = batching.map_runs(agent.make_train(config, env, env_params), runs_per_block, sharding)
+    shardings = {} if sharding is None else dict(in_shardings=sharding, out_shardings=sharding)
+    train = jax.jit(train, **shardings)
     t = time.perf_counter()
     compiled = train.lower(keys).compile()
     compile_s = time.perf_counter() - t
@@ -56,6 +68,7 @@ def measure(
         "preset": preset,
         "num_seeds": num_seeds,
         "seed_block": runs_per_block,
+        "devices": n_dev,
         "steps_per_seed": total,
         "compile_s": round(compile_s, 3),
         "run_s": round(run_s, 3),
@@ -99,6 +112,7 @@ def solve_time(agent: str, env: str, preset: str, num_seeds: int | None = None) 
         "steps_per_seed": s["total_steps"],
         "solved_count": s["solved_count"],
         "seed_block": s.get("seed_block"),
+        "devices": s.get("devices"),
         "process_wall_s": round(elapsed, 2),
         "wall_time_s": s["wall_time_s"],
         "compile_time_s": s["compile_time_s"],
@@ -141,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         help="runs per vmap: auto (64 on CPU, all elsewhere), none (all), or a number",
     )
     p.add_argument("--steps", type=int, default=100_000, help="env steps per seed")
+    p.add_argument(
+        "--devices",
+        default="auto",
+        help="devices to shard the seeds over: auto (as train.py: on CPU one per core, at most "
+        "8, dividing the seeds) or a number",
+    )
     p.add_argument("--solve", action="store_true", help="also time the default experiment")
     p.add_argument(
         "--solve-seeds",
@@ -154,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one is not None:  # child process: one measurement, JSON on stdout
-        print(
-            json.dumps(
-                measure(args.agent, args.env, args.one, args.steps, args.preset, args.seed_block)
-            )
+        if args.devices == "auto":  # before rljax starts JAX (see rljax._xla_cpu)
+            os.environ.setdefault("RLJAX_CPU_DEVICES", "auto")
+        row = measure(
+            args.agent, args.env, args.one, args.steps, args.preset, args.seed_block, args.devices
         )
+        print(json.dumps(row))
         return 0
     rows = []
     for n in args.seeds:
@@ -176,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.steps),
                 "--seed-block",
                 args.seed_block,
+                "--devices",
+                args.devices,
                 "--one",
                 str(n),
             ],
@@ -189,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(
-            f"{n:>5} seeds: {row['env_steps_per_s']:>12,.0f} env steps/s  "
+            f"{n:>5} seeds on {row['devices']} device(s): "
+            f"{row['env_steps_per_s']:>12,.0f} env steps/s  "
             f"compile {row['compile_s']:.1f}s  run {row['run_s']:.1f}s  "
             f"peak {row['peak_rss_mib']:.0f} MiB",
             file=sys.stderr,

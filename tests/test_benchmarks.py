@@ -37,4 +37,5 @@ def test_bench_train_writes_json(tmp_path):
     for row in data["scaling"]:
         assert row["compile_s"] > 0 and row["run_s"] > 0 and row["env_steps_per_s"] > 0
         assert row["steps_per_seed"] == 1024 and row["seed_block"] == 1
+        assert row["num_seeds"] % row["devices"] == 0  # auto: the devices that divide the seeds
     assert data["machine"]["cpu_count"] >= 1
