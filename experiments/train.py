@@ -102,8 +102,8 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
         "--seed-block",
         default="auto",
         metavar="N",
-        help="on one device, train the seeds in vmapped blocks of N: a number, 'none' (one "
-        "vmap over all seeds) or 'auto' (64 on CPU, where larger vmaps slow down; none on "
+        help="on each device, train its seeds in vmapped blocks of N: a number, 'none' (one "
+        "vmap over all of them) or 'auto' (64 on CPU, where larger vmaps slow down; none on "
         "GPU/TPU)",
     )
     p.add_argument(
