@@ -27,6 +27,7 @@ steps, 128 episodes) is replaced by a no-op so both sides time training alone.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -271,6 +272,7 @@ def _run_side(python: str, side: str, args, devices: int, env: dict) -> dict:
     return result
 
 
+@functools.cache
 def _xla_cpu():
     """rljax/_xla_cpu.py loaded on its own (importing the rljax package would start JAX here)."""
     spec = importlib.util.spec_from_file_location("_rljax_xla_cpu", ROOT / "rljax" / "_xla_cpu.py")
@@ -333,7 +335,8 @@ def main() -> None:
         return
 
     if args.devices == "auto":
-        cores = _xla_cpu().cpu_devices("auto", _xla_cpu().cores())
+        xla_cpu = _xla_cpu()
+        cores = xla_cpu.cpu_devices("auto", xla_cpu.cores())
         devices = max(d for d in range(1, cores + 1) if args.seeds % d == 0)
     elif args.devices.isdigit() and int(args.devices) >= 1 and args.seeds % int(args.devices) == 0:
         devices = int(args.devices)
