@@ -82,7 +82,8 @@ class DoneAdapter:
 
 
 def _run_sharding(devices: int):
-    """The seed axis sharded over ``devices`` devices (None for one)."""
+    """The seed axis sharded over ``devices`` devices (None for one), for the rejax side, whose
+    interpreter has no rljax (the rljax side uses ``rljax.io.experiment.run_sharding``)."""
     import jax
 
     if devices == 1:
@@ -206,7 +207,7 @@ def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices
     n = config.total_steps // per_update
     keys = experiment.run_keys(0, num_seeds)
     # As experiments/train.py runs it: each device trains its seeds in vmapped blocks.
-    sharding = _run_sharding(devices)
+    sharding = experiment.run_sharding(devices, num_seeds)
     train = batching.map_runs(
         agent.make_train(config, env, env_params), batching.default_block(), sharding
     )

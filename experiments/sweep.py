@@ -256,17 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 configs.append(cfg)
             plans.append((loop, base_cfg, configs))
         runs = len(grid) * args.num_seeds
-        devices = (
-            experiment.available_devices()
-            if args.devices == "all"
-            else experiment.auto_devices(runs)
-            if args.devices == "auto"
-            else int(args.devices)
-            if args.devices.isdigit()
-            else None
-        )
-        if devices is None:
-            raise UsageError(f"--devices must be a number, 'all' or 'auto', got {args.devices!r}")
+        devices = experiment.parse_devices(args.devices, runs)
         experiment.check_devices(devices, runs)
         out = args.out or Path("results") / f"sweep_{args.agent}_{args.env}"
         if out.exists() and any(out.iterdir()):

@@ -230,19 +230,6 @@ def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Nam
     return args, {k: v for k, v in saved["config"].items() if k in fields}
 
 
-def parse_devices(value: str, num_seeds: int) -> int:
-    from rljax.io import experiment
-
-    if value == "all":
-        return experiment.available_devices()
-    if value == "auto":
-        return experiment.auto_devices(num_seeds)
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"--devices must be a number, 'all' or 'auto', got {value!r}") from None
-
-
 def parse_seed_block(value: str) -> int | str | None:
     """``--seed-block``: "auto", "none" or a positive number."""
     if value in ("auto", "none"):
@@ -354,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
             args, overrides = resume_args(args, argv)
         check_positive_int("num_seeds", args.num_seeds)
         check_positive_int("checkpoint_every", args.checkpoint_every)
-        args.devices = parse_devices(args.devices or ("all" if multi else "auto"), args.num_seeds)
+        args.devices = experiment.parse_devices(
+            args.devices or ("all" if multi else "auto"), args.num_seeds
+        )
         args.seed_block = parse_seed_block(args.seed_block)
         if multi:
             have = experiment.available_devices()

@@ -163,6 +163,17 @@ def auto_devices(num_runs: int) -> int:
     return max(d for d in range(1, available_devices() + 1) if num_runs % d == 0)
 
 
+def parse_devices(value: str, num_runs: int) -> int:
+    """``--devices``: a number, ``all`` or ``auto`` (:func:`auto_devices`), as a device count."""
+    if value == "all":
+        return available_devices()
+    if value == "auto":
+        return auto_devices(num_runs)
+    if not value.isdigit():
+        raise ConfigError(f"--devices must be a number, 'all' or 'auto', got {value!r}")
+    return int(value)
+
+
 def run_sharding(devices: int, num_runs: int) -> jax.NamedSharding | None:
     """Sharding of a leading (run) axis across ``devices`` devices (None for one device)."""
     if devices <= 1:
