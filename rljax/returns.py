@@ -1,24 +1,28 @@
-"""Returns, λ-returns, generalised advantages and TD errors for one stream of T steps.
+"""Returns, λ-returns, generalised advantages and TD errors over time-major arrays.
 
-Conventions (DESIGN section 3), all arrays of shape [T] unless stated:
+Conventions (DESIGN section 3; docs/conventions.md). Every array has a leading time axis:
+shape [T], or [T, ...] for several independent streams at once (the scan runs over axis 0 and
+is elementwise over the trailing axes, so a [T, N] call equals ``jax.vmap`` of the [T] call
+over axis 1, bit for bit):
 
 * ``r_t``: reward of step t.
 * ``discount_t``: ``gamma * (1 - terminated_t)``; only termination zeroes the bootstrap.
 * ``v_t``: value of the state after step t; at an episode end, of the final observation.
 * ``v_tm1``: value of the state in which step t was taken.
 * ``done_t``: the episode ended at step t (terminated or truncated); it cuts the recursion.
-* ``lambda_``: scalar or [T].
+* ``lambda_``: a scalar, or an array of ``r_t``'s shape (per step and stream).
 
-Batch with ``jax.vmap``. Targets are returned with gradients stopped unless
-``stop_target_gradients=False``.
+Targets are returned with gradients stopped unless ``stop_target_gradients=False`` (rlax's
+return functions default to ``False``). A wrong call raises ``ValueError`` at trace time,
+naming the argument and its shape.
 """
 
 from __future__ import annotations
 
-import chex
 import jax
 import jax.numpy as jnp
 
+from rljax import _checks
 from rljax.types import Array
 
 
@@ -34,7 +38,7 @@ def lambda_returns(
     lambda_: Array | float = 1.0,
     stop_target_gradients: bool = True,
 ) -> Array:
-    """λ-returns with episode boundaries inside the stream.
+    """λ-returns with episode boundaries inside the stream; targets' gradients stopped by default.
 
     Gₜ = rₜ + discountₜ·((1 − λₜ)·vₜ + λₜ·Gₜ₊₁), with λₜ = 0 where doneₜ and at the last
     step, so an episode end (and the stream's cut) bootstraps from vₜ alone.
@@ -42,22 +46,23 @@ def lambda_returns(
     Reference: Sutton & Barto (2018), "Reinforcement Learning: An Introduction", ch. 12.1.
 
     Args:
-      r_t: rewards, [T].
-      discount_t: γ·(1 − terminated), [T].
-      v_t: values of the successor states (final observation at episode ends), [T].
-      done_t: episode ended at step t (bool or 0/1 float), [T].
-      lambda_: mixing parameter, scalar or [T].
-      stop_target_gradients: stop gradients through the returned targets.
+      r_t: rewards, [T, ...].
+      discount_t: γ·(1 − terminated), [T, ...].
+      v_t: values of the successor states (final observation at episode ends), [T, ...].
+      done_t: episode ended at step t (bool or 0/1 float), [T, ...].
+      lambda_: mixing parameter, a scalar or [T, ...] (``r_t``'s shape).
+      stop_target_gradients: stop gradients through the returned targets (default True).
 
     Returns:
-      λ-returns, [T].
+      λ-returns, [T, ...] (``r_t``'s shape).
+
+    Raises:
+      ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
-    chex.assert_rank([r_t, discount_t, v_t, done_t], 1)
-    chex.assert_rank(lambda_, {0, 1})
-    chex.assert_type([r_t, discount_t, v_t], float)
-    chex.assert_equal_shape([r_t, discount_t, v_t, done_t])
-    if jnp.ndim(lambda_) == 1:
-        chex.assert_equal_shape([r_t, lambda_])
+    fn = "lambda_returns"
+    _checks.time_major(fn, r_t=r_t, discount_t=discount_t, v_t=v_t, done_t=done_t)
+    _checks.scalar_or_shape(fn, "lambda_", lambda_, "r_t", r_t)
+    _checks.floating(fn, r_t=r_t, discount_t=discount_t, v_t=v_t)
     dtype = jnp.result_type(r_t, discount_t, v_t)
     r_t, discount_t, v_t = (x.astype(dtype) for x in (r_t, discount_t, v_t))
     lambda_ = jnp.ones_like(r_t) * _as_float(lambda_, r_t)
@@ -83,21 +88,27 @@ def discounted_returns(
     done_t: Array,
     stop_target_gradients: bool = True,
 ) -> Array:
-    """Discounted (Monte-Carlo style) returns with episode boundaries inside the stream.
+    """Discounted returns with episode boundaries inside the stream; gradients stopped by default.
 
     Gₜ = rₜ + discountₜ·(Gₜ₊₁ if not doneₜ else vₜ); the last step bootstraps from vₜ.
     This is :func:`lambda_returns` at λ = 1.
 
     Args:
-      r_t: rewards, [T].
-      discount_t: γ·(1 − terminated), [T].
-      v_t: values of the successor states (final observation at episode ends), [T].
-      done_t: episode ended at step t, [T].
-      stop_target_gradients: stop gradients through the returned targets.
+      r_t: rewards, [T, ...].
+      discount_t: γ·(1 − terminated), [T, ...].
+      v_t: values of the successor states (final observation at episode ends), [T, ...].
+      done_t: episode ended at step t (bool or 0/1 float), [T, ...].
+      stop_target_gradients: stop gradients through the returned targets (default True).
 
     Returns:
-      discounted returns, [T].
+      discounted returns, [T, ...] (``r_t``'s shape).
+
+    Raises:
+      ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
+    fn = "discounted_returns"
+    _checks.time_major(fn, r_t=r_t, discount_t=discount_t, v_t=v_t, done_t=done_t)
+    _checks.floating(fn, r_t=r_t, discount_t=discount_t, v_t=v_t)
     return lambda_returns(r_t, discount_t, v_t, done_t, 1.0, stop_target_gradients)
 
 
@@ -110,7 +121,7 @@ def gae_advantages(
     lambda_: Array | float,
     stop_target_gradients: bool = True,
 ) -> Array:
-    """Generalised advantage estimates, truncation-correct.
+    """Generalised advantage estimates, truncation-correct; gradients stopped by default.
 
     Aₜ = Gₜ^λ − v_tm1ₜ, with Gₜ^λ from :func:`lambda_returns`. Equivalently
     Aₜ = δₜ + discountₜ·λₜ·Aₜ₊₁ with δₜ = rₜ + discountₜ·vₜ − v_tm1ₜ and λₜ = 0 at episode
@@ -120,20 +131,24 @@ def gae_advantages(
     Advantage Estimation", https://arxiv.org/abs/1506.02438.
 
     Args:
-      r_t: rewards, [T].
-      discount_t: γ·(1 − terminated), [T].
-      v_tm1: values of the states where each step was taken, [T].
-      v_t: values of the successor states (final observation at episode ends), [T].
-      done_t: episode ended at step t, [T].
-      lambda_: scalar or [T].
-      stop_target_gradients: stop gradients through the advantages.
+      r_t: rewards, [T, ...].
+      discount_t: γ·(1 − terminated), [T, ...].
+      v_tm1: values of the states where each step was taken, [T, ...].
+      v_t: values of the successor states (final observation at episode ends), [T, ...].
+      done_t: episode ended at step t (bool or 0/1 float), [T, ...].
+      lambda_: a scalar or [T, ...] (``r_t``'s shape).
+      stop_target_gradients: stop gradients through the advantages (default True).
 
     Returns:
-      advantages, [T].
+      advantages, [T, ...] (``r_t``'s shape).
+
+    Raises:
+      ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
-    chex.assert_rank([r_t, discount_t, v_tm1, v_t, done_t], 1)
-    chex.assert_type([r_t, discount_t, v_tm1, v_t], float)
-    chex.assert_equal_shape([r_t, discount_t, v_tm1, v_t, done_t])
+    fn = "gae_advantages"
+    _checks.time_major(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t, done_t=done_t)
+    _checks.scalar_or_shape(fn, "lambda_", lambda_, "r_t", r_t)
+    _checks.floating(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
     returns = lambda_returns(r_t, discount_t, v_t, done_t, lambda_, stop_target_gradients=False)
     adv = returns - v_tm1
     return jax.lax.stop_gradient(adv) if stop_target_gradients else adv
@@ -146,7 +161,7 @@ def td_errors(
     v_t: Array,
     stop_target_gradients: bool = True,
 ) -> Array:
-    """One-step temporal-difference errors δₜ = rₜ + discountₜ·vₜ − v_tm1ₜ.
+    """One-step TD errors δₜ = rₜ + discountₜ·vₜ − v_tm1ₜ; the target's gradient stopped by default.
 
     With ``stop_target_gradients`` the target rₜ + discountₜ·vₜ carries no gradient (the
     gradient still flows into v_tm1).
@@ -154,18 +169,21 @@ def td_errors(
     Reference: Sutton (1988), "Learning to predict by the methods of temporal differences".
 
     Args:
-      r_t: rewards, [T].
-      discount_t: γ·(1 − terminated), [T].
-      v_tm1: values of the states where each step was taken, [T].
-      v_t: values of the successor states (final observation at episode ends), [T].
-      stop_target_gradients: stop gradients through the target.
+      r_t: rewards, [T, ...].
+      discount_t: γ·(1 − terminated), [T, ...].
+      v_tm1: values of the states where each step was taken, [T, ...].
+      v_t: values of the successor states (final observation at episode ends), [T, ...].
+      stop_target_gradients: stop gradients through the target (default True).
 
     Returns:
-      TD errors, [T].
+      TD errors, [T, ...] (``r_t``'s shape).
+
+    Raises:
+      ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
-    chex.assert_rank([r_t, discount_t, v_tm1, v_t], 1)
-    chex.assert_type([r_t, discount_t, v_tm1, v_t], float)
-    chex.assert_equal_shape([r_t, discount_t, v_tm1, v_t])
+    fn = "td_errors"
+    _checks.time_major(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
+    _checks.floating(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
     target = r_t + discount_t * v_t
     if stop_target_gradients:
         target = jax.lax.stop_gradient(target)
@@ -184,11 +202,14 @@ def standardize(x: Array, mask: Array | None = None, eps: float = 1e-8) -> Array
 
     Returns:
       standardised values, same shape as ``x``.
+
+    Raises:
+      ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
-    chex.assert_type(x, float)
+    _checks.floating("standardize", x=x)
+    _checks.same_shape("standardize", x=x, mask=mask)
     if mask is None:
         mask = jnp.ones_like(x)
-    chex.assert_equal_shape([x, mask])
     m = jnp.asarray(mask).astype(bool)
     x = jnp.where(m, x, 0.0)  # masked-out entries never leak, even if non-finite
     n = jnp.maximum(m.sum(), 1).astype(x.dtype)

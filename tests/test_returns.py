@@ -5,6 +5,8 @@ terminated or truncated cuts the recursion; ``v_t`` is the value of the state af
 (of the final observation at an episode end), so a truncated step bootstraps from ``v_t``.
 """
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -85,6 +87,63 @@ def np_standardize(x, mask=None, eps=1e-8):
     sel = x[mask]
     out[mask] = (sel - sel.mean()) / (sel.std() + eps)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The one-stream implementation before [T, ...] support (rljax 0.1.0, verbatim but for the
+# chex checks): [T] calls must give its results bit for bit.
+# --------------------------------------------------------------------------------------------
+
+
+def _legacy_lambda_returns(r_t, discount_t, v_t, done_t, lambda_=1.0, stop_target_gradients=True):
+    chex.assert_rank([r_t, discount_t, v_t, done_t], 1)
+    dtype = jnp.result_type(r_t, discount_t, v_t)
+    r_t, discount_t, v_t = (x.astype(dtype) for x in (r_t, discount_t, v_t))
+    lambda_ = jnp.ones_like(r_t) * jnp.asarray(lambda_).astype(r_t.dtype)
+    not_done = 1.0 - jnp.asarray(done_t).astype(r_t.dtype)
+    lambda_ = lambda_ * not_done
+    lambda_ = lambda_.at[-1].set(0.0)
+
+    def _body(acc, xs):
+        r, discount, v, lam = xs
+        acc = r + discount * ((1.0 - lam) * v + lam * acc)
+        return acc, acc
+
+    _, out = jax.lax.scan(
+        _body, jnp.zeros_like(r_t[-1]), (r_t, discount_t, v_t, lambda_), reverse=True
+    )
+    return jax.lax.stop_gradient(out) if stop_target_gradients else out
+
+
+def _legacy_discounted_returns(r_t, discount_t, v_t, done_t, stop_target_gradients=True):
+    return _legacy_lambda_returns(r_t, discount_t, v_t, done_t, 1.0, stop_target_gradients)
+
+
+def _legacy_gae_advantages(
+    r_t, discount_t, v_tm1, v_t, done_t, lambda_, stop_target_gradients=True
+):
+    ret = _legacy_lambda_returns(r_t, discount_t, v_t, done_t, lambda_, False)
+    adv = ret - v_tm1
+    return jax.lax.stop_gradient(adv) if stop_target_gradients else adv
+
+
+def _legacy_td_errors(r_t, discount_t, v_tm1, v_t, stop_target_gradients=True):
+    chex.assert_rank([r_t, discount_t, v_tm1, v_t], 1)
+    target = r_t + discount_t * v_t
+    if stop_target_gradients:
+        target = jax.lax.stop_gradient(target)
+    return target - v_tm1
+
+
+def _legacy_standardize(x, mask=None, eps=1e-8):
+    if mask is None:
+        mask = jnp.ones_like(x)
+    m = jnp.asarray(mask).astype(bool)
+    x = jnp.where(m, x, 0.0)
+    n = jnp.maximum(m.sum(), 1).astype(x.dtype)
+    mean = x.sum() / n
+    var = jnp.where(m, jnp.square(x - mean), 0.0).sum() / n
+    return jnp.where(m, (x - mean) / (jnp.sqrt(var) + eps), 0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,40 +465,283 @@ class ReturnsTest(chex.TestCase):
         np.testing.assert_allclose(g_t, d, rtol=1e-6)
         assert np.abs(g_t).sum() > 0
 
-    # ---------------------------------------------------------------- shape checks
+    # ---------------------------------------------------------------- argument checks
 
-    def test_shape_checks_raise(self):
+    def test_bad_calls_raise_value_errors_that_name_the_argument(self):
         f = np.zeros(5, np.float32)
         f6 = np.zeros(6, np.float32)
         done = np.zeros(5, bool)
-        f2d = np.zeros((5, 2), np.float32)
-        with pytest.raises(AssertionError):
-            returns.lambda_returns(f, f, f6, done, 0.9)
-        with pytest.raises(AssertionError):
-            returns.lambda_returns(f, f, f, np.zeros(6, bool), 0.9)
-        with pytest.raises(AssertionError):
-            returns.lambda_returns(f2d, f2d, f2d, np.zeros((5, 2), bool), 0.9)  # rank 2
-        with pytest.raises(AssertionError):
-            returns.lambda_returns(f, f, f, done, np.zeros((5, 1), np.float32))  # lambda rank 2
-        with pytest.raises(AssertionError):
-            returns.lambda_returns(np.zeros(5, np.int32), f, f, done, 0.9)  # int rewards
-        with pytest.raises(AssertionError):
-            returns.discounted_returns(f, f6, f, done)
-        with pytest.raises(AssertionError):
-            returns.gae_advantages(f, f, f6, f, done, 0.9)
-        with pytest.raises(AssertionError):
-            returns.gae_advantages(f, f, f, f, np.zeros(4, bool), 0.9)
-        with pytest.raises(AssertionError):
-            returns.td_errors(f, f, f, f6)
-        with pytest.raises(AssertionError):
-            returns.td_errors(f2d, f2d, f2d, f2d)
-        with pytest.raises(AssertionError):
-            returns.standardize(f, np.ones(6, bool))
-        with pytest.raises(AssertionError):
-            returns.standardize(np.zeros(5, np.int32))
-        # The checks also fire at trace time under jit.
-        with pytest.raises(AssertionError):
+        f53 = np.zeros((5, 3), np.float32)
+        d53 = np.zeros((5, 3), bool)
+        cases = [
+            (
+                lambda: returns.lambda_returns(f, f, f6, done, 0.9),
+                r"lambda_returns: v_t has shape \(6,\), r_t has \(5,\)",
+            ),
+            (
+                lambda: returns.lambda_returns(f, f, f, np.zeros(6, bool), 0.9),
+                r"lambda_returns: done_t has shape \(6,\), r_t has \(5,\)",
+            ),
+            (
+                lambda: returns.lambda_returns(f53, f53, f53, d53, np.ones(4, np.float32)),
+                r"lambda_ must be a scalar or have r_t's shape \(5, 3\), got \(4,\)",
+            ),
+            (
+                lambda: returns.lambda_returns(f53, f53, f53, d53, np.ones(5, np.float32)),
+                r"lambda_ must be a scalar or have r_t's shape \(5, 3\), got \(5,\)",
+            ),
+            (
+                lambda: returns.lambda_returns(f, f, f, done, np.zeros((5, 1), np.float32)),
+                r"lambda_ must be a scalar or have r_t's shape \(5,\), got \(5, 1\)",
+            ),
+            (
+                lambda: returns.lambda_returns(np.zeros(5, np.int32), f, f, done, 0.9),
+                r"lambda_returns: r_t must be a floating-point array, got dtype int32",
+            ),
+            (
+                lambda: returns.lambda_returns(np.float32(1.0), f, f, done),
+                r"r_t must have a leading time axis \(rank >= 1\), got rank 0",
+            ),
+            (
+                lambda: returns.lambda_returns(np.zeros(0, np.float32), f, f, done),
+                r"r_t must have at least one time step, got shape \(0,\)",
+            ),
+            (
+                lambda: returns.discounted_returns(f, f6, f, done),
+                r"discounted_returns: discount_t has shape \(6,\), r_t has \(5,\)",
+            ),
+            (
+                lambda: returns.discounted_returns(f53, f53, f53, done),
+                r"discounted_returns: done_t has shape \(5,\), r_t has \(5, 3\)",
+            ),
+            (
+                lambda: returns.gae_advantages(f, f, f6, f, done, 0.9),
+                r"gae_advantages: v_tm1 has shape \(6,\), r_t has \(5,\)",
+            ),
+            (
+                lambda: returns.gae_advantages(f, f, f, f, np.zeros(4, bool), 0.9),
+                r"gae_advantages: done_t has shape \(4,\), r_t has \(5,\)",
+            ),
+            (
+                lambda: returns.gae_advantages(f, f, f, f, done, np.ones(3, np.float32)),
+                r"gae_advantages: lambda_ must be a scalar or have r_t's shape \(5,\), got",
+            ),
+            (
+                lambda: returns.gae_advantages(f, f, np.zeros(5, np.int32), f, done, 0.9),
+                r"gae_advantages: v_tm1 must be a floating-point array",
+            ),
+            (
+                lambda: returns.td_errors(f, f, f, f6),
+                r"td_errors: v_t has shape \(6,\), r_t has \(5,\)",
+            ),
+            (
+                lambda: returns.td_errors(np.float32(0.0), f, f, f),
+                r"td_errors: r_t must have a leading time axis \(rank >= 1\), got rank 0",
+            ),
+            (
+                lambda: returns.standardize(f, np.ones(6, bool)),
+                r"standardize: mask has shape \(6,\), x has \(5,\)",
+            ),
+            (
+                lambda: returns.standardize(np.zeros(5, np.int32)),
+                r"standardize: x must be a floating-point array, got dtype int32",
+            ),
+        ]
+        for call, message in cases:
+            with pytest.raises(ValueError, match=message):
+                call()
+        # The checks fire at trace time under jit (shapes are static), with the same message.
+        with pytest.raises(ValueError, match=r"td_errors: v_t has shape \(6,\), r_t has"):
             jax.jit(returns.td_errors)(f, f, f, f6)
+        # ...and under vmap, where they see one stream's shapes.
+        with pytest.raises(ValueError, match=r"lambda_returns: v_t has shape \(6,\), r_t"):
+            jax.vmap(returns.lambda_returns, in_axes=(0, 0, 0, 0, None))(
+                f53.T, f53.T, np.zeros((3, 6), np.float32), d53.T, 0.9
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# [T] calls are bit for bit what they were; [T, ...] calls are vmaps of [T] calls, bit for bit.
+# --------------------------------------------------------------------------------------------
+
+
+def _jit_static(f):
+    return jax.jit(f, static_argnames=("stop_target_gradients",))
+
+
+def _one_stream_calls(s, lam):
+    """(new, legacy, args, index of v_t in args) for every return function on stream ``s``."""
+    a4 = (s["r_t"], s["discount_t"], s["v_t"], s["done_t"])
+    a5 = (s["r_t"], s["discount_t"], s["v_tm1"], s["v_t"], s["done_t"])
+    a_td = (s["r_t"], s["discount_t"], s["v_tm1"], s["v_t"])
+    return [
+        (returns.discounted_returns, _legacy_discounted_returns, a4, 2),
+        (returns.lambda_returns, _legacy_lambda_returns, (*a4, lam), 2),
+        (returns.gae_advantages, _legacy_gae_advantages, (*a5, lam), 3),
+        (returns.td_errors, _legacy_td_errors, a_td, 3),
+    ]
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
+def test_one_stream_bitwise_equal_to_previous_implementation(jit):
+    wrap = _jit_static if jit else (lambda f: f)
+    wrap_g = jax.jit if jit else (lambda f: f)
+    for seed, T in [(0, 1), (1, 7), (2, 64)]:
+        s = make_stream(seed, T, gamma=0.99)
+        lam_array = np.random.default_rng(seed).random(T).astype(np.float32)
+        for lam in (0.0, 0.95, 1.0, lam_array):
+            for new, old, args, v_index in _one_stream_calls(s, lam):
+                np.testing.assert_array_equal(wrap(new)(*args), wrap(old)(*args))
+                # Unstopped targets: the same values and the same gradients, bit for bit.
+                np.testing.assert_array_equal(
+                    wrap(new)(*args, stop_target_gradients=False),
+                    wrap(old)(*args, stop_target_gradients=False),
+                )
+
+                def grad_v(f, args=args, i=v_index):
+                    def total(v):
+                        a = list(args)
+                        a[i] = v
+                        return f(*a, stop_target_gradients=False).sum()
+
+                    return jax.grad(total)
+
+                np.testing.assert_array_equal(
+                    wrap_g(grad_v(new))(s["v_t"]), wrap_g(grad_v(old))(s["v_t"])
+                )
+        # done_t as a 0/1 float, too.
+        done_f = s["done_t"].astype(np.float32)
+        args = (s["r_t"], s["discount_t"], s["v_t"], done_f, 0.9)
+        np.testing.assert_array_equal(
+            wrap(returns.lambda_returns)(*args), wrap(_legacy_lambda_returns)(*args)
+        )
+    rng = np.random.default_rng(5)
+    for shape in [(50,), (6, 7)]:
+        x = (3.0 + 5.0 * rng.normal(size=shape)).astype(np.float32)
+        mask = rng.random(shape) < 0.7
+        np.testing.assert_array_equal(
+            wrap_g(returns.standardize)(x, mask), wrap_g(_legacy_standardize)(x, mask)
+        )
+        np.testing.assert_array_equal(
+            wrap_g(returns.standardize)(x), wrap_g(_legacy_standardize)(x)
+        )
+
+
+def _streams(seed, T, trailing, gamma=0.97):
+    """Time-major [T, *trailing] arrays: independent random streams stacked on trailing axes."""
+    n = int(np.prod(trailing))
+    b = make_batch(seed, n, T, gamma)  # [n, T]
+    return {k: np.moveaxis(v, 0, -1).reshape(T, *trailing) for k, v in b.items()}
+
+
+def _vmap_trailing(fn, n_trailing, in_axes):
+    """vmap ``fn`` over each trailing axis of time-major arguments (axis 1, then 1 again)."""
+    for _ in range(n_trailing):
+        axes = tuple(None if a is None else 1 for a in in_axes)
+        fn = jax.vmap(fn, in_axes=axes, out_axes=1)
+    return fn
+
+
+@pytest.mark.parametrize("trailing", [(3,), (2, 3)], ids=["TN", "TNM"])
+@pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
+def test_time_major_streams_equal_vmap_bitwise(trailing, jit):
+    wrap = _jit_static if jit else (lambda f: f)
+    wrap_g = jax.jit if jit else (lambda f: f)
+    T = 17
+    s = _streams(3, T, trailing)
+    k = len(trailing)
+    lam_arr = np.random.default_rng(9).random((T, *trailing)).astype(np.float32)
+    a4 = (s["r_t"], s["discount_t"], s["v_t"], s["done_t"])
+    a5 = (s["r_t"], s["discount_t"], s["v_tm1"], s["v_t"], s["done_t"])
+    a_td = (s["r_t"], s["discount_t"], s["v_tm1"], s["v_t"])
+    cases = [
+        (returns.discounted_returns, a4, (0, 0, 0, 0)),
+        (returns.lambda_returns, (*a4, 0.9), (0, 0, 0, 0, None)),
+        (returns.lambda_returns, (*a4, lam_arr), (0, 0, 0, 0, 0)),
+        (returns.gae_advantages, (*a5, 0.9), (0, 0, 0, 0, 0, None)),
+        (returns.gae_advantages, (*a5, lam_arr), (0, 0, 0, 0, 0, 0)),
+        (returns.td_errors, a_td, (0, 0, 0, 0)),
+    ]
+    for fn, args, in_axes in cases:
+        out = wrap(fn)(*args)
+        chex.assert_shape(out, (T, *trailing))
+        ref = wrap(_vmap_trailing(fn, k, in_axes))(*args)
+        np.testing.assert_array_equal(out, ref, err_msg=fn.__name__)
+        # Unstopped targets, and their gradients into v_t: also vmaps, bit for bit.
+        unstopped = functools.partial(fn, stop_target_gradients=False)
+        np.testing.assert_array_equal(
+            wrap_g(unstopped)(*args), wrap_g(_vmap_trailing(unstopped, k, in_axes))(*args)
+        )
+        i_v = 2 if fn in (returns.discounted_returns, returns.lambda_returns) else 3
+
+        def grad_v(f, args=args, i_v=i_v):
+            def total(v):
+                return f(*args[:i_v], v, *args[i_v + 1 :]).sum()
+
+            return jax.grad(total)
+
+        np.testing.assert_array_equal(
+            wrap_g(grad_v(unstopped))(s["v_t"]),
+            wrap_g(grad_v(_vmap_trailing(unstopped, k, in_axes)))(s["v_t"]),
+        )
+    # The trailing axes are independent streams: each equals the numpy loop on its own.
+    out_lam = np.asarray(returns.lambda_returns(*a4, lam_arr))
+    out_gae = np.asarray(returns.gae_advantages(*a5, 0.9))
+    out_disc = np.asarray(returns.discounted_returns(*a4))
+    for idx in np.ndindex(*trailing):
+        col = (slice(None), *idx)
+        c4 = tuple(x[col] for x in a4)
+        c5 = tuple(x[col] for x in a5)
+        close = lambda a, r: np.testing.assert_allclose(a, r, rtol=RTOL, atol=ATOL)
+        close(out_lam[col], np_lambda_returns(*c4, lam_arr[col]))
+        close(out_gae[col], np_gae_delta_recursion(*c5, 0.9))
+        close(out_disc[col], np_discounted_returns(*c4))
+
+
+def test_time_major_streams_hand_checked():
+    # Two streams side by side, [T=4, 2]: HAND, and HAND with every step terminated.
+    h = HAND
+    both = lambda a, b: np.stack([a, b], axis=1)
+    zeros = np.zeros(4, np.float32)
+    g = returns.discounted_returns(
+        both(h["r_t"], h["r_t"]),
+        both(h["discount_t"], zeros),
+        both(h["v_t"], h["v_t"]),
+        both(h["done_t"], np.ones(4, bool)),
+    )
+    expected = np.stack([[10.0, 4.7, 3.0, 40.0], [1.0, 2.0, 3.0, 4.0]], axis=1)
+    np.testing.assert_allclose(g, expected, rtol=RTOL, atol=ATOL)
+    # lambda_ per step and stream: 0.5 on the first stream as in the hand-checked case.
+    lam = both(np.full(4, 0.5, np.float32), np.full(4, 0.3, np.float32))
+    g = returns.lambda_returns(
+        both(h["r_t"], h["r_t"]),
+        both(h["discount_t"], zeros),
+        both(h["v_t"], h["v_t"]),
+        both(h["done_t"], h["done_t"]),
+        lam,
+    )
+    np.testing.assert_allclose(g[:, 0], [10.0, 12.35, 3.0, 40.0], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(g[:, 1], h["r_t"], rtol=RTOL, atol=ATOL)
+
+
+def test_time_major_gradients_into_targets_are_zero_when_stopped():
+    s = _streams(4, 9, (3,))
+    r, d, done = s["r_t"], s["discount_t"], s["done_t"]
+    for stop in (True, False):
+        g_v = jax.grad(lambda v, st=stop: returns.lambda_returns(r, d, v, done, 0.7, st).sum())(
+            s["v_t"]
+        )
+        g_gae = jax.grad(
+            lambda v, st=stop: returns.gae_advantages(r, d, s["v_tm1"], v, done, 0.7, st).sum()
+        )(s["v_t"])
+        g_td = jax.grad(lambda v, st=stop: returns.td_errors(r, d, s["v_tm1"], v, st).sum())(
+            s["v_t"]
+        )
+        for g in (g_v, g_gae, g_td):
+            if stop:
+                np.testing.assert_array_equal(g, 0.0)
+            else:
+                assert np.abs(g).sum() > 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,22 +821,32 @@ def test_lambda_returns_linear(seed, T, gamma, lam):
 
 
 # --------------------------------------------------------------------------------------------
-# Cross-check with rlax where done == terminated (rlax has no done argument).
+# Cross-check with rlax where the functions agree (docs/conventions.md, the rlax table).
+# rlax has no done_t: its streams are one episode piece, and an episode end is a zero discount.
 # --------------------------------------------------------------------------------------------
 
 
 def test_cross_check_rlax():
     rlax = pytest.importorskip("rlax")
     rlax_lambda_returns = jax.jit(rlax.lambda_returns)
+    rlax_discounted = jax.jit(rlax.discounted_returns)
     rlax_gae = jax.jit(rlax.truncated_generalized_advantage_estimation)
+    rlax_td = jax.jit(rlax.td_learning)
     for seed in range(4):
         for T in (1, 9, 40):
             s = make_stream(seed, T, gamma=0.95)
             done = s["terminated"]  # no truncations: every episode end zeroes the discount
             discount = (0.95 * (1.0 - done)).astype(np.float32)
-            for lam in (0.0, 0.5, 1.0):
+            no_end = np.zeros(T, bool)
+            lam_t = np.random.default_rng(seed).random(T).astype(np.float32)
+            for lam in (0.0, 0.5, 1.0, lam_t):
+                # lambda_returns(r_t, discount_t, v_t, done_t, lambda_) ==
+                # rlax.lambda_returns(r_t, discount_t, v_t, lambda_) where done == terminated,
+                # and with done_t all False (rlax's setting) whatever the discounts.
                 ours = _lamr(s["r_t"], discount, s["v_t"], done, lam)
                 theirs = rlax_lambda_returns(s["r_t"], discount, s["v_t"], lam)
+                np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+                ours = _lamr(s["r_t"], discount, s["v_t"], no_end, lam)
                 np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
                 # GAE with a [T + 1] value sequence: where an episode goes on v_t[t] is
                 # v_tm1[t + 1]; where it terminated the value is multiplied by discount 0.
@@ -543,6 +855,37 @@ def test_cross_check_rlax():
                 ours = _gae(s["r_t"], discount, s["v_tm1"], v_t, done, lam)
                 theirs = rlax_gae(s["r_t"], discount, lam, values)
                 np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+            # discounted_returns(r_t, discount_t, v_t, done_t) == rlax.discounted_returns(
+            # r_t, discount_t, v_t): only v_t[-1] bootstraps when nothing ends inside.
+            ours = _disc(s["r_t"], discount, s["v_t"], no_end)
+            theirs = rlax_discounted(s["r_t"], discount, s["v_t"])
+            np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+            # rlax also takes a scalar bootstrap; rljax wants it broadcast to [T].
+            theirs = rlax_discounted(s["r_t"], discount, s["v_t"][-1])
+            ours = _disc(s["r_t"], discount, np.full(T, s["v_t"][-1]), no_end)
+            np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+            # td_errors(r_t, discount_t, v_tm1, v_t) == rlax.td_learning(v_tm1, r_t, ...).
+            ours = _td(s["r_t"], discount, s["v_tm1"], s["v_t"])
+            theirs = jax.vmap(rlax_td)(s["v_tm1"], s["r_t"], discount, s["v_t"])
+            np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL)
+
+
+def test_rlax_target_gradients_default_differs():
+    """rljax stops target gradients by default; rlax's return functions do not."""
+    rlax = pytest.importorskip("rlax")
+    s = make_stream(2, 8)
+    r, d = s["r_t"], s["discount_t"]
+    no_end = np.zeros(8, bool)
+    g_ours = jax.grad(lambda v: returns.lambda_returns(r, d, v, no_end, 0.8).sum())(s["v_t"])
+    g_rlax = jax.grad(lambda v: rlax.lambda_returns(r, d, v, 0.8).sum())(s["v_t"])
+    np.testing.assert_array_equal(g_ours, 0.0)
+    assert np.abs(g_rlax).sum() > 0
+    # With the flag spelled out, the gradients agree.
+    g_ours = jax.grad(lambda v: returns.lambda_returns(r, d, v, no_end, 0.8, False).sum())(s["v_t"])
+    np.testing.assert_allclose(g_ours, g_rlax, rtol=RTOL, atol=ATOL)
+    g_ours = jax.grad(lambda v: returns.discounted_returns(r, d, v, no_end, False).sum())(s["v_t"])
+    g_rlax = jax.grad(lambda v: rlax.discounted_returns(r, d, v).sum())(s["v_t"])
+    np.testing.assert_allclose(g_ours, g_rlax, rtol=RTOL, atol=ATOL)
 
 
 def test_mixed_float_dtypes_do_not_break_the_scan():
@@ -558,7 +901,7 @@ def test_mixed_float_dtypes_do_not_break_the_scan():
 
 def test_lambda_array_must_match_the_stream():
     r = jnp.ones(5)
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match=r"lambda_ must be a scalar or have r_t's shape \(5,\)"):
         returns.lambda_returns(r, r, r, jnp.zeros(5, bool), jnp.ones(3))
 
 
