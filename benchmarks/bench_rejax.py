@@ -191,6 +191,9 @@ def side_rejax(num_seeds: int, steps: int, episodes: int, devices: int) -> dict:
 
 
 def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices: int) -> dict:
+    from rljax.run import xla_cpu
+
+    xla_cpu.configure_script(1)  # RLJAX_CPU_DEVICES from _side_env; before JAX starts
     import jax
     import numpy as np
 
@@ -275,8 +278,9 @@ def _run_side(python: str, side: str, args, devices: int, env: dict) -> dict:
 
 @functools.cache
 def _xla_cpu():
-    """rljax/_xla_cpu.py loaded on its own (importing the rljax package would start JAX here)."""
-    spec = importlib.util.spec_from_file_location("_rljax_xla_cpu", ROOT / "rljax" / "_xla_cpu.py")
+    """rljax/run/xla_cpu.py loaded on its own (so the parent process needs no rljax install)."""
+    path = ROOT / "rljax" / "run" / "xla_cpu.py"
+    spec = importlib.util.spec_from_file_location("_rljax_xla_cpu", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -285,7 +289,7 @@ def _xla_cpu():
 def _side_env(base: dict, side: str, devices: int) -> dict:
     """A side's environment.
 
-    rljax sets up XLA:CPU itself at import (rljax._xla_cpu) and is asked for ``devices`` host
+    rljax's side calls rljax.run.xla_cpu.configure_script and is asked for ``devices`` host
     devices. rejax on one device runs as shipped; on several it gets the same XLA:CPU set-up
     (without the larger thread pool, two host devices on two cores deadlock).
     """
@@ -298,7 +302,7 @@ def _side_env(base: dict, side: str, devices: int) -> dict:
             env.pop("RLJAX_CPU_DEVICES", None)
     elif devices > 1:
         env["RLJAX_CPU_DEVICES"] = str(devices)
-        _xla_cpu().configure(env)
+        _xla_cpu().configure(environ=env)
     return env
 
 

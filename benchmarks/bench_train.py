@@ -174,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one is not None:  # child process: one measurement, JSON on stdout
-        if args.devices == "auto":  # before rljax starts JAX (see rljax._xla_cpu)
-            os.environ.setdefault("RLJAX_CPU_DEVICES", "auto")
+        from rljax.run import xla_cpu
+
+        xla_cpu.configure_script("auto" if args.devices == "auto" else 1)  # before JAX starts
         row = measure(
             args.agent, args.env, args.one, args.steps, args.preset, args.seed_block, args.devices
         )

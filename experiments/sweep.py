@@ -23,7 +23,6 @@ import argparse
 import csv
 import dataclasses
 import itertools
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -229,8 +228,9 @@ def _write_setting(work: Path, dest: Path, block: range, summary: dict, cfg_json
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "rljax" not in sys.modules:  # one JAX device per CPU core (see rljax._xla_cpu)
-        os.environ.setdefault("RLJAX_CPU_DEVICES", "auto")
+    from rljax.run import xla_cpu
+
+    xla_cpu.configure_script("auto")  # before JAX starts: one JAX device per CPU core
     from rljax import envs
     from rljax.agents import AGENTS, ConfigError
     from rljax.agents.common import check_positive_int

@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import importlib.util
 import json
-import os
 import shutil
 import sys
 import zlib
@@ -323,10 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     multi = procs.num_processes > 1
-    if multi:  # before rljax (gymnax) starts JAX's backend
+    from rljax.run import xla_cpu
+
+    # Before JAX starts its backend: one JAX device per CPU core (one per process if several).
+    xla_cpu.configure_script(1 if multi else "auto")
+    if multi:
         init_processes(procs.coordinator, procs.num_processes, procs.process_id)
-    elif "rljax" not in sys.modules:  # one JAX device per CPU core (see rljax._xla_cpu)
-        os.environ.setdefault("RLJAX_CPU_DEVICES", "auto")
 
     from rljax import envs, envs_gymnasium
     from rljax.agents import AGENTS, ConfigError

@@ -1,16 +1,18 @@
 """rljax: actor-critic reinforcement learning in JAX.
 
-The return and loss functions are the public API; they take one stream of T steps and are
-batched with ``jax.vmap``.
+``import rljax`` is light: it loads the return and loss functions and the shared types (jax,
+chex and numpy only) and nothing else. Every other submodule (``rljax.agents``, ``rljax.envs``,
+``rljax.networks``, ``rljax.replay``, ``rljax.run``, ``rljax.io``, ...) loads on first use.
+Importing rljax writes nothing to ``os.environ`` and does not start JAX's backend; the XLA:CPU
+set-up for training scripts is the explicit call :func:`rljax.run.xla_cpu.configure`.
+
+The return functions take time-major arrays ``[T]`` or ``[T, ...]`` (trailing axes are
+independent streams).
 """
 
-import os as _os
+import importlib as _importlib
 
-from rljax._xla_cpu import configure as _configure_xla_cpu
-
-_configure_xla_cpu(_os.environ)
-
-from rljax import envs, evaluation, losses, networks, replay, returns, rollout, stats
+from rljax import losses, returns, types
 from rljax.losses import (
     clipped_value_loss,
     dpg_loss,
@@ -30,25 +32,46 @@ from rljax.types import Transition
 
 __version__ = "0.1.0"
 
+# Loaded on first attribute access (module __getattr__), so `import rljax` stays light.
+_LAZY = (
+    "agents",
+    "batching",
+    "envs",
+    "envs_gymnasium",
+    "evaluation",
+    "io",
+    "networks",
+    "replay",
+    "rollout",
+    "run",
+    "stats",
+)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return _importlib.import_module(f"rljax.{name}")
+    raise AttributeError(f"module 'rljax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
+
 __all__ = [
     "Transition",
     "clipped_value_loss",
     "discounted_returns",
     "dpg_loss",
     "entropy_loss",
-    "envs",
-    "evaluation",
     "gae_advantages",
     "lambda_returns",
     "losses",
-    "networks",
     "policy_gradient_loss",
     "ppo_clip_loss",
-    "replay",
     "returns",
-    "rollout",
     "standardize",
-    "stats",
     "td_errors",
+    "types",
     "value_loss",
 ]

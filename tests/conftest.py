@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from rljax.run import xla_cpu
+
+# The test processes train on XLA:CPU like the scripts do: a thread pool large enough that
+# sharded and many-seed programs cannot wait forever for a thread (see rljax.run.xla_cpu).
+xla_cpu.configure(strict=False)
+
 
 @pytest.fixture
 def refused(tmp_path, capsys):

@@ -49,7 +49,8 @@ def test_default_block_and_bad_block():
 
 
 SHARDED = """
-import rljax, jax, jax.numpy as jnp, numpy as np
+from rljax.run import xla_cpu; xla_cpu.configure()
+import jax, jax.numpy as jnp, numpy as np
 from rljax import batching
 from rljax.io import experiment
 assert len(jax.devices()) == 2, jax.devices()

@@ -18,7 +18,8 @@ SCRIPT = textwrap.dedent(
     import json, sys
     sys.path.insert(0, {experiments!r})
     import jax, numpy as np
-    import rljax  # before JAX starts: its XLA:CPU thread pool (rljax._xla_cpu)
+    from rljax.run import xla_cpu
+    xla_cpu.configure(4)  # before JAX starts: 4 host devices and a large enough thread pool
     import train
     assert len(jax.devices()) == 4, jax.devices()
     out = {out!r}

@@ -1,4 +1,5 @@
-"""The XLA:CPU set-up rljax applies at import (rljax._xla_cpu), and the CPU host devices."""
+"""The explicit XLA:CPU set-up (rljax.run.xla_cpu), the CPU host devices, and a side-effect-free
+``import rljax``."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from rljax import _xla_cpu
+from rljax.run import xla_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("gymnax", "distrax", "tensorflow_probability", "scipy", "matplotlib", "orbax")
 
 
-def _configured(environ: dict[str, str], cores: int) -> dict[str, str]:
+def _configured(environ: dict[str, str], cores: int, devices=None) -> dict[str, str]:
     environ = dict(environ)
-    _xla_cpu.configure(environ, num_cores=cores)
+    environ.update(xla_cpu.settings(environ, devices, num_cores=cores))
     return environ
 
 
@@ -32,10 +34,13 @@ def test_default_sets_a_larger_pool_and_nothing_else():
     [("auto", 2, 2, "4"), ("auto", 16, 8, "16"), ("auto", 1, 1, "4"), ("3", 2, 3, "6")],
 )
 def test_cpu_devices_split_the_cpu_and_size_the_pool(value, cores, devices, pool):
-    env = _configured({"RLJAX_CPU_DEVICES": value}, cores=cores)
-    flag = f"{_xla_cpu.DEVICE_FLAG}={devices}"
-    assert (flag in env.get("XLA_FLAGS", "")) == (devices > 1), env
-    assert env["PJRT_NPROC"] == pool
+    for env in (
+        _configured({"RLJAX_CPU_DEVICES": value}, cores=cores),  # from the environment
+        _configured({}, cores=cores, devices=value),  # or asked for by the call
+    ):
+        flag = f"{xla_cpu.DEVICE_FLAG}={devices}"
+        assert (flag in env.get("XLA_FLAGS", "")) == (devices > 1), env
+        assert env["PJRT_NPROC"] == pool
 
 
 @pytest.mark.parametrize("value", ["", "0", "-2", "two", "1.5"])
@@ -45,13 +50,21 @@ def test_a_bad_device_count_counts_as_unset(value):
 
 
 def test_what_the_user_set_is_kept():
-    user = f"{_xla_cpu.DEVICE_FLAG}=4 --xla_cpu_parallel_codegen_split_count=3"
+    user = f"{xla_cpu.DEVICE_FLAG}=4 --xla_cpu_parallel_codegen_split_count=3"
     env = _configured({"XLA_FLAGS": user, "RLJAX_CPU_DEVICES": "auto"}, cores=2)
     assert env["XLA_FLAGS"] == user
     assert env["PJRT_NPROC"] == "8"  # two threads per device
     assert _configured({"PJRT_NPROC": "3"}, cores=2)["PJRT_NPROC"] == "3"
     kept = {"RLJAX_KEEP_XLA_FLAGS": "1", "RLJAX_CPU_DEVICES": "auto", "XLA_FLAGS": "-x"}
     assert _configured(kept, cores=2) == kept
+
+
+def test_configure_writes_only_the_mapping_it_is_given():
+    env: dict[str, str] = {}
+    before = dict(os.environ)
+    assert xla_cpu.configure(2, environ=env) == env
+    assert env["PJRT_NPROC"] and xla_cpu.DEVICE_FLAG in env["XLA_FLAGS"]
+    assert dict(os.environ) == before
 
 
 def _fresh_python(code: str, **env: str) -> str:
@@ -62,16 +75,57 @@ def _fresh_python(code: str, **env: str) -> str:
         env={**clean, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", **env},
         capture_output=True,
         text=True,
-        check=True,
         cwd=ROOT,
     )
+    assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout.strip().splitlines()[-1]
 
 
-def test_importing_rljax_gives_the_host_devices_asked_for():
-    code = "import os, jax, rljax; print(len(jax.devices()), os.environ['PJRT_NPROC'])"
-    assert _fresh_python(code) == f"1 {max(4, _xla_cpu.cores())}"
-    assert _fresh_python(code, RLJAX_CPU_DEVICES="3") == f"3 {max(6, _xla_cpu.cores())}"
+def test_import_rljax_changes_nothing_and_loads_only_the_core():
+    """No os.environ write, no backend started, none of the heavy dependencies loaded."""
+    code = (
+        "import os, sys, json; before = dict(os.environ); import rljax; "
+        "from jax._src import xla_bridge; "
+        f"print(json.dumps([dict(os.environ) == before, xla_bridge.backends_are_initialized(), "
+        f"[m for m in {HEAVY!r} if m in sys.modules]]))"
+    )
+    assert json.loads(_fresh_python(code)) == [True, False, []]
+
+
+def test_lazy_submodules_are_reachable_from_the_package():
+    code = "import rljax; print(rljax.agents.AGENTS is not None, rljax.envs.__name__)"
+    assert _fresh_python(code) == "True rljax.envs"
+
+
+def test_settings_made_after_import_rljax_take_effect():
+    """A researcher's own XLA flags and jax_platforms, set after `import rljax`, still count."""
+    code = (
+        "import os, rljax, jax; "
+        f"os.environ['XLA_FLAGS'] = '{xla_cpu.DEVICE_FLAG}=4'; "
+        "jax.config.update('jax_platforms', 'cpu'); print(len(jax.devices()))"
+    )
+    assert _fresh_python(code) == "4"
+
+
+def test_configure_gives_the_host_devices_asked_for():
+    code = (
+        "import os; from rljax.run import xla_cpu; xla_cpu.configure({}); import jax; "
+        "print(len(jax.devices()), os.environ['PJRT_NPROC'])"
+    )
+    assert _fresh_python(code.format("None")) == f"1 {max(4, xla_cpu.cores())}"
+    assert _fresh_python(code.format("3")) == f"3 {max(6, xla_cpu.cores())}"
+    assert _fresh_python(code.format("None"), RLJAX_CPU_DEVICES="2") == (
+        f"2 {max(4, xla_cpu.cores())}"
+    )
+
+
+def test_configure_after_the_backend_started_says_so():
+    code = (
+        "import jax; jax.devices(); from rljax.run import xla_cpu\n"
+        "try:\n    xla_cpu.configure(2)\nexcept RuntimeError as e:\n    print('refused')\n"
+        "print(xla_cpu.configure(2, strict=False) == {}, len(jax.devices()))"
+    )
+    assert _fresh_python(code) == "True 1"
 
 
 def test_train_cli_shards_over_the_cores_by_default(tmp_path):
@@ -83,6 +137,6 @@ def test_train_cli_shards_over_the_cores_by_default(tmp_path):
     )
     assert _fresh_python(code) == "0"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    cores = min(_xla_cpu.cores(), _xla_cpu.MAX_AUTO_DEVICES)
+    cores = min(xla_cpu.cores(), xla_cpu.MAX_AUTO_DEVICES)
     assert summary["devices"] == max(d for d in range(1, cores + 1) if 6 % d == 0)
     assert summary["backend"] == "cpu"
