@@ -372,7 +372,6 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.resume is not None:
                 raise UsageError(f"--resume is not supported for Gymnasium envs ({args.env})")
-            bridged_runner.check_agent(args.agent, args.env)
             spec = envs_gymnasium.spec(args.env)
         else:
             if args.env not in envs.ENVS:

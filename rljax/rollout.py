@@ -1,4 +1,4 @@
-"""Collect experience from vectorised environments with a ``lax.scan``."""
+"""Collect experience from vectorised gymnax environments with a ``lax.scan``."""
 
 from __future__ import annotations
 
@@ -9,33 +9,31 @@ import jax
 import jax.numpy as jnp
 
 from rljax import envs
-from rljax.types import Array, Params, PRNGKey, Transition
+from rljax.types import Array, PRNGKey, Transition
 
-# policy(key, params, obs[N, ...]) -> (action[N, ...], log_prob[N])
-Policy = Callable[[PRNGKey, Params, Array], tuple[Array, Array]]
+# policy(key, obs[N, ...]) -> (action[N, ...], log_prob[N]), the agent's state closed over.
+
+UNROLL_STEPS = 4  # rollouts of at most this many steps are unrolled (no while loop)
+Policy = Callable[[PRNGKey, Array], tuple[Array, Array]]
 
 
 def rollout(
-    key: PRNGKey,
+    step_keys: PRNGKey,
     policy: Policy,
-    params: Params,
     env: Any,
     env_params: Any,
     env_state: envs.VecEnvState,
     obs: Array,
-    num_steps: int,
     env_action: Callable[[Array], Array] | None = None,
 ) -> tuple[envs.VecEnvState, Array, Transition]:
-    """Run ``policy`` for ``num_steps`` steps in ``N`` environments.
+    """Run ``policy`` for T steps in ``N`` environments, one key per step.
 
     Args:
-      key: randomness for actions and environment steps.
-      policy: ``policy(key, params, obs) -> (action, log_prob)`` on a batch of N observations.
-      params: the policy's parameters.
+      step_keys: [T] keys; step t splits its key into the action's and the envs' keys.
+      policy: ``policy(key, obs) -> (action, log_prob)`` on a batch of N observations.
       env, env_params: a gymnax environment and its parameters.
       env_state: the N environments' state (from :func:`rljax.envs.reset`).
       obs: the current observations, [N, *obs_shape].
-      num_steps: T, a static int.
       env_action: maps the policy's action to the one the environments receive (e.g. clipping
         to the action bounds); the transition stores the policy's own action, so its
         ``log_prob`` is that of the stored action. None: the identity.
@@ -49,7 +47,7 @@ def rollout(
     def _body(carry, step_key):
         env_state, obs = carry
         act_key, env_key = jax.random.split(step_key)
-        action, log_prob = policy(act_key, params, obs)
+        action, log_prob = policy(act_key, obs)
         to_env = action if env_action is None else env_action(action)
         next_obs, env_state, reward, terminated, truncated, info = envs.step(
             env_key, env, env_params, env_state, to_env
@@ -67,7 +65,8 @@ def rollout(
         )
         return (env_state, next_obs), transition
 
-    (env_state, obs), traj = jax.lax.scan(_body, (env_state, obs), jax.random.split(key, num_steps))
+    unroll = step_keys.shape[0] <= UNROLL_STEPS  # short rollouts (off-policy agents): unrolled
+    (env_state, obs), traj = jax.lax.scan(_body, (env_state, obs), step_keys, unroll=unroll)
     return env_state, obs, traj
 
 
@@ -85,3 +84,9 @@ def first_episode_mask(done: Array) -> Array:
     done = done.astype(jnp.int32)
     ended_before = jnp.cumsum(done, axis=0) - done
     return ended_before == 0
+
+
+def keep_first_episode(traj: Transition) -> Transition:
+    """``traj`` with ``terminated``/``truncated`` kept only at each env's first episode end."""
+    mask = first_episode_mask(traj.done)
+    return traj._replace(terminated=traj.terminated & mask, truncated=traj.truncated & mask)

@@ -25,8 +25,8 @@ from flax import struct
 
 from rljax import envs, losses, networks, returns
 from rljax.agents import common
-from rljax.rollout import first_episode_mask, rollout
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey, Transition
+from rljax.rollout import first_episode_mask
+from rljax.types import Array, Params, PRNGKey, Transition
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -105,9 +105,6 @@ class A2CConfig:
 class A2CState(NamedTuple):
     params: Params
     opt_state: optax.OptState
-    env_state: envs.VecEnvState
-    obs: Array  # shape=(num_envs, *obs_shape)
-    window: EpisodeWindow
     key: PRNGKey
     update: Array  # shape=(), dtype=int32
     env_steps: Array  # shape=(), dtype=int32
@@ -115,13 +112,8 @@ class A2CState(NamedTuple):
 
 def _network(config: A2CConfig, spec: envs.EnvSpec):
     """``apply(params, obs) -> (logits, value)`` and ``init(key, obs)``."""
-    return common.actor_critic_network(
-        spec,
-        config.hidden_size,
-        config.num_layers,
-        config.activation,
-        shared_trunk=config.shared_trunk,
-    )
+    sizes = (config.hidden_size, config.num_layers, config.activation)
+    return common.actor_critic_network(spec, *sizes, shared_trunk=config.shared_trunk)
 
 
 def _optimizer(config: A2CConfig, spec: envs.EnvSpec) -> optax.GradientTransformation:
@@ -131,34 +123,35 @@ def _optimizer(config: A2CConfig, spec: envs.EnvSpec) -> optax.GradientTransform
     )
 
 
-def init(key: PRNGKey, config: A2CConfig, env: Any, env_params: Any) -> A2CState:
-    """Fresh parameters, optimiser state and environments for one run."""
-    spec = envs.spec(env, env_params)
-    key, net_key, env_key = jax.random.split(key, 3)
-    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
-    _, net_init = _network(config, spec)
-    params = net_init(net_key, obs[0])
-    return A2CState(
-        params=params,
-        opt_state=_optimizer(config, spec).init(params),
-        env_state=env_state,
-        obs=obs,
-        window=envs.episode_window_init(),
-        key=key,
-        update=jnp.zeros((), jnp.int32),
-        env_steps=jnp.zeros((), jnp.int32),
-    )
+def init(key: PRNGKey, config: A2CConfig, spec: envs.EnvSpec) -> A2CState:
+    """Fresh parameters and optimiser state for one run."""
+    key, net_key, _ = jax.random.split(key, 3)
+    params = _network(config, spec)[1](net_key, jnp.zeros(spec.obs_shape, jnp.float32))
+    return A2CState(params, _optimizer(config, spec).init(params), key, **common.counters_init())
 
 
-def make_act(config: A2CConfig, env: Any, env_params: Any):
+def _logits(config: A2CConfig, spec: envs.EnvSpec):
+    apply, _ = _network(config, spec)
+    return lambda params, obs: apply(params, obs)[0]
+
+
+def make_act(config: A2CConfig, spec: envs.EnvSpec):
     """``act(key, params, obs[N], greedy) -> action[N]``: mode if greedy, else a sample."""
-    apply, _ = _network(config, envs.spec(env, env_params))
+    return common.categorical_act(_logits(config, spec))
 
-    def act(key, params, obs, greedy: bool):
-        logits, _ = apply(params, obs)
-        return jnp.argmax(logits, -1) if greedy else networks.categorical(logits).sample(seed=key)
 
-    return act
+def make_policy(config: A2CConfig, spec: envs.EnvSpec, warmup: bool = False):
+    """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
+    del warmup
+    logits = _logits(config, spec)
+    return common.categorical_policy(lambda state, obs: logits(state.params, obs))
+
+
+def collection(config: A2CConfig, spec: envs.EnvSpec) -> common.Collection:
+    """``gae``: ``num_steps`` per env, episodes continuing; ``monte_carlo``: one episode."""
+    if config.mode == "monte_carlo":
+        return common.Collection(config.num_envs, spec.max_steps, episodic=True)
+    return common.Collection(config.num_envs, config.num_steps)
 
 
 def _mc_returns(config: A2CConfig, traj, v_next: Array, mask: Array) -> Array:
@@ -175,52 +168,16 @@ def _mc_returns(config: A2CConfig, traj, v_next: Array, mask: Array) -> Array:
     return col(returns.standardize)(g, mask)
 
 
-def update_step(
-    state: A2CState, config: A2CConfig, env: Any, env_params: Any
-) -> tuple[A2CState, dict[str, Array]]:
-    """Collect one batch of experience and take one gradient step (:func:`learn_step`)."""
-    spec = envs.spec(env, env_params)
-    policy = make_policy(config, spec)
-    key, reset_key, roll_key = jax.random.split(state.key, 3)
-    if config.mode == "monte_carlo":  # a fresh episode per env, played to its end
-        env_state, obs = envs.reset(reset_key, env, env_params, config.num_envs)
-        _, _, traj = rollout(
-            roll_key, policy, state.params, env, env_params, env_state, obs, spec.max_steps
-        )
-        mask = first_episode_mask(traj.done)
-        traj = traj._replace(terminated=traj.terminated & mask, truncated=traj.truncated & mask)
-        env_state, obs = state.env_state, state.obs
-    else:
-        env_state, obs, traj = rollout(
-            roll_key,
-            policy,
-            state.params,
-            env,
-            env_params,
-            state.env_state,
-            state.obs,
-            config.num_steps,
-        )
-    return learn_step(state._replace(env_state=env_state, obs=obs, key=key), traj, config, spec)
-
-
-def make_policy(config: A2CConfig, spec: envs.EnvSpec):
-    """Rollout policy ``policy(key, params, obs[N]) -> (action[N], log_prob[N])``."""
-    apply, _ = _network(config, spec)
-    return common.categorical_policy(lambda params, obs: apply(params, obs)[0])
-
-
 def learn_step(
-    state: A2CState, traj: Transition, config: A2CConfig, spec: envs.EnvSpec
+    state: A2CState, traj: Transition, config: A2CConfig, spec: envs.EnvSpec, warmup=False
 ) -> tuple[A2CState, dict[str, Array]]:
     """One gradient step on a collected batch ``traj`` (leading axes [T, N]).
 
-    The learning half of :func:`update_step`, so that experience collected elsewhere (the
-    Gymnasium host bridge, :mod:`rljax.envs_gymnasium`) trains with the same losses and returns.
-    ``state``'s environment fields and key are passed through unchanged. In ``monte_carlo``
-    mode ``traj`` holds one episode per env from its reset: ``terminated``/``truncated`` are
-    True only at the first episode end and steps after it are masked out.
+    In ``monte_carlo`` mode ``traj`` holds one episode per env from its reset:
+    ``terminated``/``truncated`` are True only at the first episode end and steps after it are
+    masked out.
     """
+    del warmup
     apply, _ = _network(config, spec)
     monte_carlo = config.mode == "monte_carlo"
     ones = jnp.ones_like(traj.reward, dtype=bool)
@@ -251,28 +208,20 @@ def learn_step(
         red = config.reduction
         actor = losses.policy_gradient_loss(logp, adv, mask, red)
         critic = losses.value_loss(v, target, mask, config.value_loss, red)
-        entropy = losses.entropy_loss(dist.entropy(), mask, red)
+        entropy = losses.entropy_loss(dist.logits, mask, red)
         total = actor + config.vf_coef * critic + config.ent_coef * entropy
         return total, {"actor_loss": actor, "critic_loss": critic, "entropy": -entropy}
 
     grads, loss_info = jax.grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = _optimizer(config, spec).update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
-    metrics = {**metrics, **loss_info, "grad_norm": optax.tree.norm(grads)}
-    new_state = state._replace(
-        params=params,
-        opt_state=opt_state,
-        window=window,
-        update=state.update + 1,
-        env_steps=state.env_steps + config.steps_per_update(spec),
-    )
-    return new_state, metrics
+    opt = _optimizer(config, spec)
+    params, opt_state = common.optimizer_step(opt, grads, state.opt_state, state.params)
+    key = jax.random.split(state.key, 3)[0]
+    metrics = {**loss_info, "grad_norm": optax.tree.norm(grads)}
+    return state._replace(params=params, opt_state=opt_state, key=key), metrics
 
 
-def make_train(config: A2CConfig, env: Any, env_params: Any):
-    """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
-    return common.scan_train(init, update_step, config, env, env_params)
+def _collect_keys(key: PRNGKey, config: A2CConfig, spec: envs.EnvSpec):
+    return common.split_keys(key, 3, 2, collection(config, spec).num_steps)
 
 
 AGENT = common.Agent(
@@ -280,8 +229,10 @@ AGENT = common.Agent(
     config=A2CConfig,
     presets=PRESETS,
     init=init,
-    update_step=update_step,
-    make_train=make_train,
+    collection=collection,
+    make_policy=make_policy,
+    learn_step=learn_step,
     make_act=make_act,
-    policy_params=lambda state: state.params,
+    env_key=lambda key: jax.random.split(key, 3)[2],
+    collect_keys=_collect_keys,
 )

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from rljax import envs, networks
-from rljax.types import Array, EpisodeWindow, Transition
+from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
 
 
 class ConfigError(ValueError):
@@ -153,10 +153,11 @@ def actor_critic_network(
 
 
 def categorical_policy(logits_fn: Callable[[Any, Array], Array]):
-    """Rollout policy ``policy(key, params, obs) -> (action, log_prob)`` from a logits function."""
+    """Behaviour policy ``policy(key, state, obs) -> (action, log_prob)`` from
+    ``logits_fn(state, obs)``."""
 
-    def policy(key, params, obs):
-        return networks.categorical(logits_fn(params, obs)).sample_and_log_prob(seed=key)
+    def policy(key, state, obs):
+        return networks.categorical(logits_fn(state, obs)).sample_and_log_prob(seed=key)
 
     return policy
 
@@ -200,47 +201,78 @@ def episode_metrics(
     return window, metrics
 
 
-def scan_train(
-    init: Callable, update_step: Callable, config: Any, env: Any, env_params: Any
-) -> Callable[[Array], tuple[Any, Any]]:
-    """``train(key) -> (final_state, metrics[num_updates])``: every update in one ``lax.scan``.
+class Collection(NamedTuple):
+    """How an agent collects experience for one update (per seed).
 
-    ``init(key, config, env, env_params)`` builds a run's state and
-    ``update_step(state, config, env, env_params)`` advances it by one update; the number of
-    updates is the per-seed budget over the env steps one update takes.
+    Attributes:
+      num_envs: environments stepped side by side.
+      num_steps: steps per environment per update; with ``episodic`` the env's time limit.
+      episodic: one fresh episode per environment per update (Monte-Carlo modes): every env
+        is reset, played to its time limit, and ``terminated``/``truncated`` are kept only at
+        its first episode end (:func:`rljax.rollout.first_episode_mask` selects the steps).
     """
-    spec = envs.spec(env, env_params)
-    n = num_updates(config.total_steps, config.steps_per_update(spec))
 
-    def train(key):
-        state = init(key, config, env, env_params)
-        step = lambda s, _: update_step(s, config, env, env_params)
-        return jax.lax.scan(step, state, None, length=n)
-
-    return train
+    num_envs: int
+    num_steps: int
+    episodic: bool = False
 
 
 class Agent(NamedTuple):
-    """What the experiment runner needs to know about an agent module.
+    """The agent protocol: what the runner (:mod:`rljax.run`) knows of an agent.
+
+    An agent sees an :class:`~rljax.envs.EnvSpec`, never an env object; the runner collects
+    experience (inside jit for gymnax, in Python for host envs) and hands it to ``learn_step``.
 
     Attributes:
       name: the ``--agent`` name.
       config: the frozen config class; ``config(**kwargs)`` builds one, ``.validate(spec)``
         checks it, ``.steps_per_update(spec)`` is the env steps one update simulates per seed.
       presets: named keyword overrides of the config defaults (``"default"`` is empty).
-      init: ``init(key, config, env, env_params) -> state``.
-      update_step: ``update_step(state, config, env, env_params) -> (state, metrics)``; metrics
-        include ``episode_return_sum`` and ``episode_count`` of episodes completed in the update.
-      make_train: ``make_train(config, env, env_params) -> train(key)``.
-      make_act: ``make_act(config, env, env_params) -> act(key, params, obs[N], greedy)``.
-      policy_params: ``state -> params`` that ``act`` takes.
+      init: ``init(key, config, spec) -> state``, a run's learner state (a NamedTuple with
+        ``key``, ``update`` and ``env_steps`` fields; the runner advances the counters).
+      collection: ``collection(config, spec) -> Collection``.
+      make_policy: ``make_policy(config, spec, warmup) -> policy`` with
+        ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``, the behaviour policy
+        (exploration included; ``warmup`` True during the first ``warmup_updates``). The
+        runner clips continuous actions to the bounds for the env only and stores the raw
+        action with its log-prob.
+      learn_step: ``learn_step(state, traj, config, spec, warmup) -> (state, metrics)``:
+        everything after collection, on a :class:`~rljax.types.Transition` [T, N] whose
+        ``next_obs`` is the final observation at episode ends.
+      make_act: ``make_act(config, spec) -> act(key, params, obs[N], greedy) -> action[N]``,
+        the evaluation policy (greedy: the mode).
+      params: ``params(state)``, the parameters ``act`` takes.
+      warmup_updates: ``warmup_updates(config, spec)``: updates that act with the warm-up
+        policy and learn with ``warmup=True`` (the runner runs them as their own phase, so
+        nothing is computed and discarded under ``vmap``).
+      env_key: ``env_key(key)``: the key that resets the envs of the run whose init key is
+        ``key``.
+      collect_keys: ``collect_keys(key, config, spec) -> (reset_key, step_keys[T])``: the keys
+        an update collects with, from the state's key before ``learn_step`` advances it.
     """
 
     name: str
     config: type
     presets: dict[str, dict[str, Any]]
     init: Callable
-    update_step: Callable
-    make_train: Callable
+    collection: Callable
+    make_policy: Callable
+    learn_step: Callable
     make_act: Callable
-    policy_params: Callable
+    env_key: Callable
+    collect_keys: Callable
+    params: Callable = lambda state: state.params
+    warmup_updates: Callable = lambda config, spec: 0
+
+
+def split_keys(key: PRNGKey, n: int, roll: int, num_steps: int) -> tuple[PRNGKey, Array]:
+    """``(split(key, n)[roll - 1], split(split(key, n)[roll], num_steps))``: the reset and
+    per-step keys of an update whose ``n``-way split of the state key rolls out with part
+    ``roll``."""
+    keys = jax.random.split(key, n)
+    return keys[roll - 1], jax.random.split(keys[roll], num_steps)
+
+
+def counters_init() -> dict[str, Array]:
+    """Zero ``update`` and ``env_steps`` counters (int32 scalars) for a state's fields."""
+    return {"update": jnp.zeros((), jnp.int32), "env_steps": jnp.zeros((), jnp.int32)}

@@ -35,7 +35,6 @@ that decays linearly from ``exploration_noise`` to ``final_exploration_noise`` o
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import chex
@@ -46,8 +45,7 @@ from flax import struct
 
 from rljax import envs, losses, networks, replay
 from rljax.agents import common
-from rljax.rollout import rollout
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey, Transition
+from rljax.types import Array, Params, PRNGKey, Transition
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -158,11 +156,8 @@ class DDPGState(NamedTuple):
     actor_opt_state: optax.OptState
     critic_opt_state: optax.OptState
     replay: replay.ReplayState
-    env_state: envs.VecEnvState
-    obs: Array  # shape=(num_envs, *obs_shape)
-    window: EpisodeWindow
     key: PRNGKey
-    update: Array  # shape=(), dtype=int32; update_steps done
+    update: Array  # shape=(), dtype=int32; updates done
     env_steps: Array  # shape=(), dtype=int32
 
 
@@ -197,12 +192,6 @@ def make_networks(config: DDPGConfig, spec: envs.EnvSpec) -> Networks:
             jax.random.split(key, k), o, a
         ),
     )
-
-
-def env_spec(env: Any, env_params: Any) -> envs.EnvSpec:
-    """:func:`rljax.envs.spec`, safe inside ``jit`` (its continuous branch calls ``jnp.min``)."""
-    with jax.ensure_compile_time_eval():
-        return envs.spec(env, env_params)
 
 
 def soft_update(online: Params, target: Params, tau: Array | float) -> Params:
@@ -285,33 +274,16 @@ def _optimizers(config: DDPGConfig) -> tuple[optax.GradientTransformation, ...]:
     return optax.adam(config.lr), optax.adam(config.critic_lr)
 
 
-def init(key: PRNGKey, config: DDPGConfig, env: Any, env_params: Any) -> DDPGState:
-    """Fresh networks (targets equal to their online copies), optimisers, empty replay, envs."""
-    spec = env_spec(env, env_params)
-    env_key = jax.random.split(key, 4)[3]  # the split of init_from_spec
-    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
-    # Pendulum's reset leaves a weak-typed leaf (last_u) that step makes strong: a retrace.
-    env_state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), env_state)
-    return init_from_spec(key, config, spec, obs)._replace(env_state=env_state)
-
-
-def init_from_spec(
-    key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec, obs: Array | None = None
-) -> DDPGState:
-    """:func:`init` from an :class:`~rljax.envs.EnvSpec`: ``env_state`` None, ``obs`` zeros.
-
-    For environments stepped elsewhere (the Gymnasium host bridge). Splits ``key`` as
-    :func:`init` does, so run ``i``'s initial networks are the same on both paths.
-    """
+def init(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec) -> DDPGState:
+    """Fresh networks (targets equal to their online copies), optimisers and an empty replay."""
     nets = make_networks(config, spec)
     key, actor_key, critic_key, _ = jax.random.split(key, 4)
-    if obs is None:
-        obs = jnp.zeros((config.num_envs, *spec.obs_shape), jnp.float32)
+    obs = jnp.zeros(spec.obs_shape, jnp.float32)
     a0 = jnp.zeros((spec.num_actions,), jnp.float32)
-    actor_params = nets.init_actor(actor_key, obs[0])
-    critic_params = nets.init_critic(critic_key, obs[0], a0)
+    actor_params = nets.init_actor(actor_key, obs)
+    critic_params = nets.init_critic(critic_key, obs, a0)
     actor_opt, critic_opt = _optimizers(config)
-    example = Experience(obs[0], a0, jnp.zeros(()), obs[0], jnp.zeros((), bool))
+    example = Experience(obs, a0, jnp.zeros(()), obs, jnp.zeros((), bool))
     return DDPGState(
         actor_params=actor_params,
         critic_params=critic_params,
@@ -320,22 +292,13 @@ def init_from_spec(
         actor_opt_state=actor_opt.init(actor_params),
         critic_opt_state=critic_opt.init(critic_params),
         replay=_buffer(config).init(example),
-        env_state=None,
-        obs=obs,
-        window=envs.episode_window_init(),
         key=key,
-        update=jnp.zeros((), jnp.int32),
-        env_steps=jnp.zeros((), jnp.int32),
+        **common.counters_init(),
     )
 
 
-def make_act(config: DDPGConfig, env: Any, env_params: Any):
-    """``act(key, params, obs[N], greedy) -> action[N]``: μ(s) if greedy, else with σ noise."""
-    return act_fn(config, env_spec(env, env_params))
-
-
-def act_fn(config: DDPGConfig, spec: envs.EnvSpec):
-    """:func:`make_act` from an :class:`~rljax.envs.EnvSpec` (no gymnax env needed)."""
+def make_act(config: DDPGConfig, spec: envs.EnvSpec):
+    """``act(key, actor_params, obs[N], greedy) -> action[N]``: μ(s), or with σ noise."""
     nets = make_networks(config, spec)
 
     def act(key, params, obs, greedy: bool):
@@ -345,52 +308,23 @@ def act_fn(config: DDPGConfig, spec: envs.EnvSpec):
     return act
 
 
-class ExplorationParams(NamedTuple):
-    """What the behaviour policy of one update needs (:func:`make_policy`)."""
+def make_policy(config: DDPGConfig, spec: envs.EnvSpec, warmup: bool = False):
+    """``policy(key, state, obs[N]) -> (action[N, A], zeros[N])``: the behaviour policy.
 
-    actor_params: Params
-    update: Array  # shape=(), dtype=int32: warm-up (uniform actions) while < warmup_updates
-    env_steps: Array  # shape=(), dtype=int32: sets σ ("epsilon_decay")
-
-
-def exploration_params(state: DDPGState) -> ExplorationParams:
-    return ExplorationParams(state.actor_params, state.update, state.env_steps)
-
-
-def behaviour_action(
-    key: PRNGKey,
-    config: DDPGConfig,
-    spec: envs.EnvSpec,
-    actor_params: Params,
-    obs: Array,
-    sigma: Array,
-    warmup: bool,
-) -> Array:
-    """[N, A] actions: uniform in the bounds if ``warmup``, else μ(s) + σ·h·N(0, 1), clipped."""
-    if warmup:
-        shape = (obs.shape[0], spec.num_actions)
-        return jax.random.uniform(key, shape, minval=spec.action_low, maxval=spec.action_high)
-    mu = make_networks(config, spec).actor(actor_params, obs)
-    return noisy_action(key, mu, sigma, jnp.inf, spec)
-
-
-def make_policy(config: DDPGConfig, spec: envs.EnvSpec):
-    """``policy(key, params: ExplorationParams, obs[N]) -> (action[N, A], zeros[N])``.
-
-    The behaviour policy of :func:`update_step` with the phase and σ read from ``params``'
-    counters (both actions computed, one selected), for the Gymnasium host bridge. The bridge
-    acts a whole update (``policy_delay`` steps) with one ``params``, so under
-    ``"epsilon_decay"`` with ``policy_delay > 1`` its σ is the update's first step's for all
-    of them (:func:`update_step` lowers σ every step; ``"gaussian"`` σ is constant).
+    Warm-up: uniform in the bounds. Then μ(s) + σ·h·N(0, 1), clipped, with σ from
+    :func:`exploration_scale` at the update's first env step (an update acts its
+    ``policy_delay`` steps with one σ).
     """
-    n_warm = config.warmup_updates(spec)
+    actor = make_networks(config, spec).actor
 
-    def policy(key, params: ExplorationParams, obs):
-        sigma = exploration_scale(config, params.env_steps)
-        args = (key, config, spec, params.actor_params, obs, sigma)
-        warmup = params.update < n_warm
-        action = jnp.where(warmup, behaviour_action(*args, True), behaviour_action(*args, False))
-        return action, jnp.zeros(obs.shape[:1])
+    def policy(key, state: DDPGState, obs):
+        if warmup:
+            shape = (obs.shape[0], spec.num_actions)
+            a = jax.random.uniform(key, shape, minval=spec.action_low, maxval=spec.action_high)
+        else:
+            sigma = exploration_scale(config, state.env_steps)
+            a = noisy_action(key, actor(state.actor_params, obs), sigma, jnp.inf, spec)
+        return a, jnp.zeros(obs.shape[:1])
 
     return policy
 
@@ -401,39 +335,22 @@ def split_update_key(key: PRNGKey, config: DDPGConfig):
     return key, keys[0::3], keys[1::3], keys[2::3]
 
 
-def _collect(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, warmup: bool):
-    """``policy_delay`` env steps per env with ``state.actor_params``: (env_state, obs, traj)."""
-    spec = env_spec(env, env_params)
-    n = config.num_envs
-    _, act_keys, _, _ = split_update_key(state.key, config)
-    env_state, obs, env_steps = state.env_state, state.obs, state.env_steps
-    steps = []
-    for act_key in act_keys:
-        sigma = exploration_scale(config, env_steps)
-
-        def policy(key, params, obs, sigma=sigma):
-            action = behaviour_action(key, config, spec, params, obs, sigma, warmup)
-            return action, jnp.zeros((n,))
-
-        env_state, obs, traj = rollout(
-            act_key, policy, state.actor_params, env, env_params, env_state, obs, 1
-        )
-        env_steps = env_steps + n
-        steps.append(traj)
-    return env_state, obs, jax.tree.map(lambda *x: jnp.concatenate(x), *steps)
+def collect_keys(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec):
+    """No reset key; step j's key from act key j (each step was its own one-step rollout)."""
+    _, act_keys, _, _ = split_update_key(key, config)
+    return None, jnp.stack([jax.random.split(k, 1)[0] for k in act_keys])
 
 
-def _learn(state: DDPGState, traj: Transition, config: DDPGConfig, spec: envs.EnvSpec, learn):
-    """Store step ``j`` of ``traj`` [policy_delay, N] and take critic step ``j`` (if ``learn``),
-    for each ``j`` in order; then one actor step and the target updates (if ``learn``).
-
-    Without ``learn`` (warm-up) the steps are only stored. The keys come from ``state.key``
-    split as :func:`split_update_key` (the act keys go unused here).
-    """
+def learn_step(
+    state: DDPGState, traj: Transition, config: DDPGConfig, spec: envs.EnvSpec, warmup=False
+) -> tuple[DDPGState, dict[str, Array]]:
+    """Store step ``j`` of ``traj`` [policy_delay, N] and take critic step ``j``, for each ``j``
+    in order; then one actor step and the target updates. During the warm-up the steps are
+    only stored. ``traj.next_obs`` is the final observation at episode ends."""
+    chex.assert_shape(traj.reward, (config.policy_delay, config.num_envs))
     nets = make_networks(config, spec)
     buffer = _buffer(config)
     actor_opt, critic_opt = _optimizers(config)
-    n = config.num_envs
     key, _, sample_keys, noise_keys = split_update_key(state.key, config)
     s = state._replace(key=key)
     closs, qs = [], []
@@ -441,8 +358,8 @@ def _learn(state: DDPGState, traj: Transition, config: DDPGConfig, spec: envs.En
         items = Experience(
             traj.obs[j], traj.action[j], traj.reward[j], traj.next_obs[j], traj.terminated[j]
         )
-        s = s._replace(replay=buffer.add(s.replay, items), env_steps=s.env_steps + n)
-        if learn:
+        s = s._replace(replay=buffer.add(s.replay, items))
+        if not warmup:
             batch = buffer.sample(sample_keys[j], s.replay)
             y = td_target(noise_keys[j], config, nets, spec, s, batch)
             (loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
@@ -455,82 +372,21 @@ def _learn(state: DDPGState, traj: Transition, config: DDPGConfig, spec: envs.En
             closs.append(loss)
             qs.append(jnp.mean(q))
     zero = jnp.zeros((), jnp.float32)
-    aloss = zero
-    if learn:
-        aloss, grads = jax.value_and_grad(actor_loss)(
-            s.actor_params, s.critic_params, nets, batch.obs
-        )
-        actor_params, actor_opt_state = common.optimizer_step(
-            actor_opt, grads, s.actor_opt_state, s.actor_params
-        )
-        s = update_targets(
-            s._replace(actor_params=actor_params, actor_opt_state=actor_opt_state), config.tau
-        )
-    window, metrics = common.episode_metrics(s.window, traj, spec.solved_threshold)
+    if warmup:
+        return s, {"critic_loss": zero, "actor_loss": zero, "q_mean": zero}
+    aloss, grads = jax.value_and_grad(actor_loss)(s.actor_params, s.critic_params, nets, batch.obs)
+    actor_params, actor_opt_state = common.optimizer_step(
+        actor_opt, grads, s.actor_opt_state, s.actor_params
+    )
+    s = update_targets(
+        s._replace(actor_params=actor_params, actor_opt_state=actor_opt_state), config.tau
+    )
     metrics = {
-        **metrics,
-        "critic_loss": jnp.mean(jnp.stack(closs)) if learn else zero,
+        "critic_loss": jnp.mean(jnp.stack(closs)),
         "actor_loss": aloss,
-        "q_mean": jnp.mean(jnp.stack(qs)) if learn else zero,
+        "q_mean": jnp.mean(jnp.stack(qs)),
     }
-    return s._replace(window=window, update=s.update + 1), metrics
-
-
-def _update(state: DDPGState, config: DDPGConfig, env: Any, env_params: Any, learn: bool):
-    """``policy_delay`` × (env step, critic step), then actor step and targets (if ``learn``).
-
-    Without ``learn`` (warm-up) actions are uniform in the bounds and nothing is trained.
-    """
-    env_state, obs, traj = _collect(state, config, env, env_params, warmup=not learn)
-    state = state._replace(env_state=env_state, obs=obs)
-    return _learn(state, traj, config, env_spec(env, env_params), learn)
-
-
-def update_step(
-    state: DDPGState, config: DDPGConfig, env: Any, env_params: Any
-) -> tuple[DDPGState, dict[str, Array]]:
-    """One update: a warm-up step (random actions) or a learning step, by the update count."""
-    warm = functools.partial(_update, config=config, env=env, env_params=env_params, learn=False)
-    learn = functools.partial(_update, config=config, env=env, env_params=env_params, learn=True)
-    n_warm = config.warmup_updates(env_spec(env, env_params))
-    return jax.lax.cond(state.update < n_warm, warm, learn, state)
-
-
-def learn_step(
-    state: DDPGState, traj: Transition, config: DDPGConfig, spec: envs.EnvSpec
-) -> tuple[DDPGState, dict[str, Array]]:
-    """The learning half of :func:`update_step` on ``policy_delay`` collected steps [T, N].
-
-    For experience collected elsewhere (the Gymnasium host bridge, with :func:`make_policy`
-    and :func:`exploration_params`): ``traj.next_obs`` is the final observation at episode
-    ends. Stores the steps in replay, then learns as :func:`update_step` does (nothing during
-    the warm-up, by the update count); the environment fields pass through unchanged.
-    """
-    chex.assert_shape(traj.reward, (config.policy_delay, config.num_envs))
-    warm = functools.partial(_learn, config=config, spec=spec, learn=False)
-    learn = functools.partial(_learn, config=config, spec=spec, learn=True)
-    return jax.lax.cond(state.update < config.warmup_updates(spec), warm, learn, state, traj)
-
-
-def make_train(config: DDPGConfig, env: Any, env_params: Any):
-    """``train(key) -> (final_state, metrics[num_updates])``: the warm-up scan, then learning.
-
-    Equal to scanning :func:`update_step`, without computing the unused branch under ``vmap``.
-    """
-    spec = env_spec(env, env_params)
-    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
-    n_warm = config.warmup_updates(spec)
-
-    def phase(learn: bool, length: int):
-        step = lambda s, _: _update(s, config, env, env_params, learn)  # noqa: E731
-        return lambda s: jax.lax.scan(step, s, None, length=length)
-
-    def train(key):
-        state, warm_metrics = phase(False, n_warm)(init(key, config, env, env_params))
-        state, metrics = phase(True, n - n_warm)(state)
-        return state, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), warm_metrics, metrics)
-
-    return train
+    return s, metrics
 
 
 AGENT = common.Agent(
@@ -538,8 +394,12 @@ AGENT = common.Agent(
     config=DDPGConfig,
     presets=PRESETS,
     init=init,
-    update_step=update_step,
-    make_train=make_train,
+    collection=lambda config, spec: common.Collection(config.num_envs, config.policy_delay),
+    make_policy=make_policy,
+    learn_step=learn_step,
     make_act=make_act,
-    policy_params=lambda state: state.actor_params,
+    env_key=lambda key: jax.random.split(key, 4)[3],
+    collect_keys=collect_keys,
+    params=lambda state: state.actor_params,
+    warmup_updates=lambda config, spec: config.warmup_updates(spec),
 )

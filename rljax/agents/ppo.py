@@ -35,8 +35,7 @@ from flax import struct
 
 from rljax import envs, losses, networks, returns
 from rljax.agents import common
-from rljax.rollout import rollout
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey, Transition
+from rljax.types import Array, Params, PRNGKey, Transition
 
 # fmt: off
 PRESETS: dict[str, dict[str, Any]] = {
@@ -135,9 +134,6 @@ class PPOConfig:
 class PPOState(NamedTuple):
     params: Params  # {"actor": ..., "critic": ...}
     opt_state: optax.OptState
-    env_state: envs.VecEnvState
-    obs: Array  # shape=(num_envs, *obs_shape)
-    window: EpisodeWindow
     key: PRNGKey
     update: Array  # shape=(), dtype=int32
     env_steps: Array  # shape=(), dtype=int32
@@ -175,34 +171,19 @@ def optimizer(config: PPOConfig, spec: envs.EnvSpec) -> optax.GradientTransforma
     )
 
 
-def init(key: PRNGKey, config: PPOConfig, env: Any, env_params: Any) -> PPOState:
-    """Fresh parameters, optimiser state and environments for one run."""
-    spec = envs.spec(env, env_params)
-    key, net_key, env_key = jax.random.split(key, 3)
-    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
-    params = _network(config, spec)[1](net_key, obs[0])
-    return PPOState(
-        params=params,
-        opt_state=optimizer(config, spec).init(params),
-        env_state=env_state,
-        obs=obs,
-        window=envs.episode_window_init(),
-        key=key,
-        update=jnp.zeros((), jnp.int32),
-        env_steps=jnp.zeros((), jnp.int32),
-    )
+def init(key: PRNGKey, config: PPOConfig, spec: envs.EnvSpec) -> PPOState:
+    """Fresh parameters and optimiser state for one run."""
+    key, net_key, _ = jax.random.split(key, 3)
+    params = _network(config, spec)[1](net_key, jnp.zeros(spec.obs_shape, jnp.float32))
+    opt_state = optimizer(config, spec).init(params)
+    return PPOState(params, opt_state, key, **common.counters_init())
 
 
-def make_act(config: PPOConfig, env: Any, env_params: Any):
+def make_act(config: PPOConfig, spec: envs.EnvSpec):
     """``act(key, params, obs[N], greedy) -> action[N]``: the mode if greedy, else a sample.
 
     Continuous actions are clipped to the action bounds.
     """
-    return act_fn(config, envs.spec(env, env_params))
-
-
-def act_fn(config: PPOConfig, spec: envs.EnvSpec):
-    """:func:`make_act` from an :class:`~rljax.envs.EnvSpec` (no gymnax env needed)."""
     apply, _ = _network(config, spec)
 
     def act(key, params, obs, greedy: bool):
@@ -215,21 +196,19 @@ def act_fn(config: PPOConfig, spec: envs.EnvSpec):
     return act
 
 
-def make_policy(config: PPOConfig, spec: envs.EnvSpec):
-    """The rollout's ``(policy, env_action)``.
+def make_policy(config: PPOConfig, spec: envs.EnvSpec, warmup: bool = False):
+    """``policy(key, state, obs) -> (action, log_prob)``: a sample of π and its log-prob.
 
-    ``policy(key, params, obs) -> (action, log_prob)`` samples from π and returns the log-prob
-    of that raw sample; ``env_action`` clips continuous actions to the bounds for the env only
-    (None for discrete actions), so the stored action is the one whose log-prob is stored.
+    Continuous samples are stored raw (the runner clips what the env receives), so the stored
+    log-prob is that of the stored action.
     """
+    del warmup
     apply, _ = _network(config, spec)
 
-    def policy(key, params, obs):
-        return policy_distribution(apply(params, obs)[0]).sample_and_log_prob(seed=key)
+    def policy(key, state, obs):
+        return policy_distribution(apply(state.params, obs)[0]).sample_and_log_prob(seed=key)
 
-    if spec.discrete:
-        return policy, None
-    return policy, lambda a: jnp.clip(a, spec.action_low, spec.action_high)
+    return policy
 
 
 def minibatch_indices(
@@ -279,44 +258,31 @@ def ppo_loss(apply, params: Params, batch: PPOBatch, config: PPOConfig):
     return total, info
 
 
-def update_step(
-    state: PPOState, config: PPOConfig, env: Any, env_params: Any
-) -> tuple[PPOState, dict[str, Array]]:
-    """Collect ``num_envs·num_steps`` env steps, then ``num_epochs`` of minibatch steps."""
-    spec = envs.spec(env, env_params)
-    policy, env_action = make_policy(config, spec)
-    key, roll_key, perm_key = jax.random.split(state.key, 3)
-    carry = (state.params, env, env_params, state.env_state, state.obs, config.num_steps)
-    env_state, obs, traj = rollout(roll_key, policy, *carry, env_action=env_action)
-    state = state._replace(env_state=env_state, obs=obs, key=key)
-    return learn_step(state, traj, config, spec, perm_key)
+def advantages(
+    params: Params, traj: Transition, config: PPOConfig, spec: envs.EnvSpec
+) -> tuple[Array, Array]:
+    """``(Â, V_old)`` [T, N]: GAE over the batch with V_old from ``params``.
 
-
-def learn_step(
-    state: PPOState,
-    traj: Transition,
-    config: PPOConfig,
-    spec: envs.EnvSpec,
-    perm_key: PRNGKey | None = None,
-) -> tuple[PPOState, dict[str, Array]]:
-    """``num_epochs`` of clipped-gradient minibatch steps on a collected batch ``traj`` [T, N].
-
-    The learning half of :func:`update_step`, so that experience collected elsewhere (the
-    Gymnasium host bridge, :mod:`rljax.envs_gymnasium`) trains with the same loss. ``traj``
-    holds the raw action samples and their log-probs under ``state.params``; ``next_obs`` is the
-    final observation at episode ends. ``perm_key`` draws the minibatch orders; without it
-    ``state.key`` is split for it. The environment fields are passed through unchanged.
+    δₜ = c·rₜ + γ(1 − terminatedₜ)·V(s'ₜ) − V(sₜ), with s'ₜ = ``traj.next_obs`` (the final
+    observation at an episode end) and the recursion cut where an episode ended.
     """
-    if perm_key is None:
-        key, perm_key = jax.random.split(state.key)
-        state = state._replace(key=key)
     apply, _ = _network(config, spec)
-    v = apply(state.params, traj.obs)[1]
-    v_next = apply(state.params, traj.next_obs)[1]  # final observation at episode ends
+    v = apply(params, traj.obs)[1]
+    v_next = apply(params, traj.next_obs)[1]
     discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
     gae = jax.vmap(returns.gae_advantages, in_axes=(1, 1, 1, 1, 1, None), out_axes=1)
     r = traj.reward * config.reward_scale
-    adv = gae(r, discount, v, v_next, traj.done, config.gae_lambda)
+    return gae(r, discount, v, v_next, traj.done, config.gae_lambda), v
+
+
+def learn_step(
+    state: PPOState, traj: Transition, config: PPOConfig, spec: envs.EnvSpec, warmup=False
+) -> tuple[PPOState, dict[str, Array]]:
+    """``num_epochs`` of clipped-gradient minibatch steps on a collected batch ``traj`` [T, N]."""
+    del warmup
+    key, _, perm_key = jax.random.split(state.key, 3)
+    apply, _ = _network(config, spec)
+    adv, v = advantages(state.params, traj, config, spec)
     batch = PPOBatch(traj.obs, traj.action, traj.log_prob, v, adv, adv + v)
     batch = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), batch)  # [T, N] -> [T·N]
     size = traj.reward.size
@@ -338,21 +304,8 @@ def learn_step(
         return jax.lax.scan(minibatch_step, carry, split)
 
     (params, opt_state), info = jax.lax.scan(epoch, (state.params, state.opt_state), idx)
-    window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
-    metrics = {**metrics, **jax.tree.map(jnp.mean, info), "advantage_mean": adv.mean()}
-    new_state = state._replace(
-        params=params,
-        opt_state=opt_state,
-        window=window,
-        update=state.update + 1,
-        env_steps=state.env_steps + config.steps_per_update(spec),
-    )
-    return new_state, metrics
-
-
-def make_train(config: PPOConfig, env: Any, env_params: Any):
-    """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
-    return common.scan_train(init, update_step, config, env, env_params)
+    metrics = {**jax.tree.map(jnp.mean, info), "advantage_mean": adv.mean()}
+    return state._replace(params=params, opt_state=opt_state, key=key), metrics
 
 
 AGENT = common.Agent(
@@ -360,8 +313,10 @@ AGENT = common.Agent(
     config=PPOConfig,
     presets=PRESETS,
     init=init,
-    update_step=update_step,
-    make_train=make_train,
+    collection=lambda config, spec: common.Collection(config.num_envs, config.num_steps),
+    make_policy=make_policy,
+    learn_step=learn_step,
     make_act=make_act,
-    policy_params=lambda state: state.params,
+    env_key=lambda key: jax.random.split(key, 3)[2],
+    collect_keys=lambda key, config, spec: common.split_keys(key, 3, 1, config.num_steps),
 )

@@ -36,8 +36,7 @@ from flax import struct
 
 from rljax import envs, losses, networks, returns
 from rljax.agents import common
-from rljax.rollout import rollout
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+from rljax.types import Array, Params, PRNGKey, Transition
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Tuned on CartPole-v1 and Acrobot-v1 (4 seeds each, lr in {3e-3, 1e-2, 3e-2} x
@@ -103,9 +102,6 @@ class ReinforceState(NamedTuple):
     baseline_params: Params  # {} without a baseline
     policy_opt_state: optax.OptState
     baseline_opt_state: optax.OptState
-    env_state: envs.VecEnvState
-    obs: Array  # shape=(num_envs, *obs_shape)
-    window: EpisodeWindow
     key: PRNGKey
     update: Array  # shape=(), dtype=int32
     env_steps: Array  # shape=(), dtype=int32
@@ -154,52 +150,46 @@ def _optimizers(config: ReinforceConfig, spec: envs.EnvSpec):
     )
 
 
-def init(key: PRNGKey, config: ReinforceConfig, env: Any, env_params: Any) -> ReinforceState:
-    """Fresh parameters, optimiser states and environments for one run."""
-    spec = envs.spec(env, env_params)
-    key, pi_key, v_key, env_key = jax.random.split(key, 4)
-    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
+def init(key: PRNGKey, config: ReinforceConfig, spec: envs.EnvSpec) -> ReinforceState:
+    """Fresh parameters and optimiser states for one run."""
+    key, pi_key, v_key, _ = jax.random.split(key, 4)
+    obs = jnp.zeros(spec.obs_shape, jnp.float32)
     actor, critic = _networks(config, spec)
-    policy_params = actor.init(pi_key, obs[0])
-    baseline_params = critic.init(v_key, obs[0]) if config.baseline else {}
+    policy_params = actor.init(pi_key, obs)
+    baseline_params = critic.init(v_key, obs) if config.baseline else {}
     pi_opt, v_opt = _optimizers(config, spec)
     return ReinforceState(
-        policy_params=policy_params,
-        baseline_params=baseline_params,
-        policy_opt_state=pi_opt.init(policy_params),
-        baseline_opt_state=v_opt.init(baseline_params),
-        env_state=env_state,
-        obs=obs,
-        window=envs.episode_window_init(),
-        key=key,
-        update=jnp.zeros((), jnp.int32),
-        env_steps=jnp.zeros((), jnp.int32),
+        policy_params,
+        baseline_params,
+        pi_opt.init(policy_params),
+        v_opt.init(baseline_params),
+        key,
+        **common.counters_init(),
     )
 
 
-def make_act(config: ReinforceConfig, env: Any, env_params: Any):
+def make_act(config: ReinforceConfig, spec: envs.EnvSpec):
     """``act(key, policy_params, obs[N], greedy) -> action[N]``."""
-    actor, _ = _networks(config, envs.spec(env, env_params))
-    return common.categorical_act(actor.apply)
+    return common.categorical_act(_networks(config, spec)[0].apply)
 
 
-def update_step(
-    state: ReinforceState, config: ReinforceConfig, env: Any, env_params: Any
+def make_policy(config: ReinforceConfig, spec: envs.EnvSpec, warmup: bool = False):
+    """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
+    del warmup
+    logits = _networks(config, spec)[0].apply
+    return common.categorical_policy(lambda state, obs: logits(state.policy_params, obs))
+
+
+def learn_step(
+    state: ReinforceState,
+    traj: Transition,
+    config: ReinforceConfig,
+    spec: envs.EnvSpec,
+    warmup: bool = False,
 ) -> tuple[ReinforceState, dict[str, Array]]:
-    """Collect one batch of ``num_envs·num_steps`` env steps and update both networks once."""
-    spec = envs.spec(env, env_params)
+    """One step on each network from a batch of ``num_envs·num_steps`` env steps [T, N]."""
+    del warmup
     actor, critic = _networks(config, spec)
-    key, roll_key = jax.random.split(state.key)
-    env_state, obs, traj = rollout(
-        roll_key,
-        common.categorical_policy(actor.apply),
-        state.policy_params,
-        env,
-        env_params,
-        state.env_state,
-        state.obs,
-        config.num_steps,
-    )
     params = {"policy": state.policy_params, "baseline": state.baseline_params}
     grads, loss_info = jax.grad(reinforce_loss, argnums=2, has_aux=True)(
         actor.apply, critic.apply, params, traj, config
@@ -211,26 +201,15 @@ def update_step(
     baseline_params, baseline_opt_state = common.optimizer_step(
         v_opt, grads["baseline"], state.baseline_opt_state, state.baseline_params
     )
-    window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
-    metrics = {**metrics, **loss_info, "policy_grad_norm": optax.tree.norm(grads["policy"])}
-    new_state = ReinforceState(
+    metrics = {**loss_info, "policy_grad_norm": optax.tree.norm(grads["policy"])}
+    new_state = state._replace(
         policy_params=policy_params,
         baseline_params=baseline_params,
         policy_opt_state=policy_opt_state,
         baseline_opt_state=baseline_opt_state,
-        env_state=env_state,
-        obs=obs,
-        window=window,
-        key=key,
-        update=state.update + 1,
-        env_steps=state.env_steps + config.steps_per_update(spec),
+        key=jax.random.split(state.key)[0],
     )
     return new_state, metrics
-
-
-def make_train(config: ReinforceConfig, env: Any, env_params: Any):
-    """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
-    return common.scan_train(init, update_step, config, env, env_params)
 
 
 AGENT = common.Agent(
@@ -238,8 +217,11 @@ AGENT = common.Agent(
     config=ReinforceConfig,
     presets=PRESETS,
     init=init,
-    update_step=update_step,
-    make_train=make_train,
+    collection=lambda config, spec: common.Collection(config.num_envs, config.num_steps),
+    make_policy=make_policy,
+    learn_step=learn_step,
     make_act=make_act,
-    policy_params=lambda state: state.policy_params,
+    env_key=lambda key: jax.random.split(key, 4)[3],
+    collect_keys=lambda key, config, spec: common.split_keys(key, 2, 1, config.num_steps),
+    params=lambda state: state.policy_params,
 )

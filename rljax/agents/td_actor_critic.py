@@ -35,8 +35,7 @@ from flax import struct
 
 from rljax import envs, losses, networks, returns
 from rljax.agents import common
-from rljax.rollout import rollout
-from rljax.types import Array, EpisodeWindow, Params, PRNGKey
+from rljax.types import Array, Params, PRNGKey, Transition
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Tuned on CartPole-v1. The seed's 1x128 ReLU nets plateau near 100 with 16 envs and
@@ -106,9 +105,6 @@ class TDActorCriticState(NamedTuple):
     critic_params: Params
     actor_opt_state: optax.OptState
     critic_opt_state: optax.OptState
-    env_state: envs.VecEnvState
-    obs: Array  # shape=(num_envs, *obs_shape)
-    window: EpisodeWindow
     ema_return: Array  # shape=(), dtype=float32; EMA of completed-episode returns
     key: PRNGKey
     update: Array  # shape=(), dtype=int32
@@ -138,7 +134,7 @@ def td_actor_critic_loss(logits_fn, value_fn, params: dict, traj, config: TDActo
     target = jax.lax.stop_gradient(delta + v_tm1)
     actor = losses.policy_gradient_loss(logp, delta)
     critic = losses.value_loss(v_tm1, target)
-    entropy = losses.entropy_loss(dist.entropy())
+    entropy = losses.entropy_loss(dist.logits)
     info = {"actor_loss": actor, "critic_loss": critic, "entropy": -entropy}
     return actor + critic + config.ent_coef * entropy, info
 
@@ -167,52 +163,46 @@ def _optimizers(config: TDActorCriticConfig, spec: envs.EnvSpec):
     )
 
 
-def init(key: PRNGKey, config: TDActorCriticConfig, env: Any, env_params: Any):
-    """Fresh parameters, optimiser states and environments for one run."""
-    spec = envs.spec(env, env_params)
-    key, pi_key, v_key, env_key = jax.random.split(key, 4)
-    env_state, obs = envs.reset(env_key, env, env_params, config.num_envs)
+def init(key: PRNGKey, config: TDActorCriticConfig, spec: envs.EnvSpec):
+    """Fresh parameters and optimiser states for one run."""
+    key, pi_key, v_key, _ = jax.random.split(key, 4)
+    obs = jnp.zeros(spec.obs_shape, jnp.float32)
     actor, critic = _networks(config, spec)
-    actor_params, critic_params = actor.init(pi_key, obs[0]), critic.init(v_key, obs[0])
+    actor_params, critic_params = actor.init(pi_key, obs), critic.init(v_key, obs)
     pi_opt, v_opt = _optimizers(config, spec)
     return TDActorCriticState(
-        actor_params=actor_params,
-        critic_params=critic_params,
-        actor_opt_state=pi_opt.init(actor_params),
-        critic_opt_state=v_opt.init(critic_params),
-        env_state=env_state,
-        obs=obs,
-        window=envs.episode_window_init(),
-        ema_return=jnp.zeros((), jnp.float32),
-        key=key,
-        update=jnp.zeros((), jnp.int32),
-        env_steps=jnp.zeros((), jnp.int32),
+        actor_params,
+        critic_params,
+        pi_opt.init(actor_params),
+        v_opt.init(critic_params),
+        jnp.zeros((), jnp.float32),
+        key,
+        **common.counters_init(),
     )
 
 
-def make_act(config: TDActorCriticConfig, env: Any, env_params: Any):
+def make_act(config: TDActorCriticConfig, spec: envs.EnvSpec):
     """``act(key, actor_params, obs[N], greedy) -> action[N]``."""
-    actor, _ = _networks(config, envs.spec(env, env_params))
-    return common.categorical_act(actor.apply)
+    return common.categorical_act(_networks(config, spec)[0].apply)
 
 
-def update_step(
-    state: TDActorCriticState, config: TDActorCriticConfig, env: Any, env_params: Any
+def make_policy(config: TDActorCriticConfig, spec: envs.EnvSpec, warmup: bool = False):
+    """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
+    del warmup
+    logits = _networks(config, spec)[0].apply
+    return common.categorical_policy(lambda state, obs: logits(state.actor_params, obs))
+
+
+def learn_step(
+    state: TDActorCriticState,
+    traj: Transition,
+    config: TDActorCriticConfig,
+    spec: envs.EnvSpec,
+    warmup: bool = False,
 ) -> tuple[TDActorCriticState, dict[str, Array]]:
-    """Step every env ``num_steps`` times, then take one gradient step on those transitions."""
-    spec = envs.spec(env, env_params)
+    """One gradient step on the ``num_steps`` transitions of every env [T, N]."""
+    del warmup
     actor, critic = _networks(config, spec)
-    key, roll_key = jax.random.split(state.key)
-    env_state, obs, traj = rollout(
-        roll_key,
-        common.categorical_policy(actor.apply),
-        state.actor_params,
-        env,
-        env_params,
-        state.env_state,
-        state.obs,
-        config.num_steps,
-    )
     params = {"actor": state.actor_params, "critic": state.critic_params}
     grads, loss_info = jax.grad(td_actor_critic_loss, argnums=2, has_aux=True)(
         actor.apply, critic.apply, params, traj, config
@@ -224,28 +214,16 @@ def update_step(
     critic_params, critic_opt_state = common.optimizer_step(
         v_opt, grads["critic"], state.critic_opt_state, state.critic_params
     )
-    window, metrics = common.episode_metrics(state.window, traj, spec.solved_threshold)
     ema = ema_update(state.ema_return, traj.episode_return, traj.done, config.ema_alpha)
-    metrics = {**metrics, **loss_info, "ema_return": ema}
-    new_state = TDActorCriticState(
+    new_state = state._replace(
         actor_params=actor_params,
         critic_params=critic_params,
         actor_opt_state=actor_opt_state,
         critic_opt_state=critic_opt_state,
-        env_state=env_state,
-        obs=obs,
-        window=window,
         ema_return=ema,
-        key=key,
-        update=state.update + 1,
-        env_steps=state.env_steps + config.steps_per_update(spec),
+        key=jax.random.split(state.key)[0],
     )
-    return new_state, metrics
-
-
-def make_train(config: TDActorCriticConfig, env: Any, env_params: Any):
-    """``train(key) -> (final_state, metrics)``: every update in one ``lax.scan``."""
-    return common.scan_train(init, update_step, config, env, env_params)
+    return new_state, {**loss_info, "ema_return": ema}
 
 
 AGENT = common.Agent(
@@ -253,8 +231,11 @@ AGENT = common.Agent(
     config=TDActorCriticConfig,
     presets=PRESETS,
     init=init,
-    update_step=update_step,
-    make_train=make_train,
+    collection=lambda config, spec: common.Collection(config.num_envs, config.num_steps),
+    make_policy=make_policy,
+    learn_step=learn_step,
     make_act=make_act,
-    policy_params=lambda state: state.actor_params,
+    env_key=lambda key: jax.random.split(key, 4)[3],
+    collect_keys=lambda key, config, spec: common.split_keys(key, 2, 1, config.num_steps),
+    params=lambda state: state.actor_params,
 )

@@ -6,8 +6,8 @@ trains all seeds on their batches. The results folder matches
 :func:`rljax.io.experiment.train_and_evaluate`'s (config, metrics.csv, summary.json,
 curves.png, episode.gif), without checkpoints: Gymnasium env state lives on the host.
 
-An agent trains on bridged envs once it has a :class:`BridgedAgent` entry in :data:`BRIDGED`:
-the learning half of its ``update_step`` as ``learn_step(state, traj, config, spec)``.
+Every agent trains here through the same protocol as on gymnax (:class:`rljax.agents.Agent`):
+its behaviour policy acts on the host's observations and its ``learn_step`` learns, jitted.
 """
 
 from __future__ import annotations
@@ -16,121 +16,19 @@ import csv
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from rljax import envs, envs_gymnasium, evaluation
-from rljax.agents import Agent, ConfigError, a2c, common, ddpg, ppo
+from rljax import envs_gymnasium, evaluation
+from rljax.agents import Agent, ConfigError
 from rljax.io import experiment
+from rljax.run import loop
 
 EMA_ALPHA = 0.05  # the Keras tutorial's running reward: 0.05 * episode + 0.95 * running
-
-
-class BridgedAgent(NamedTuple):
-    """What the bridged runner needs of an agent, all in terms of an EnvSpec (no gymnax env).
-
-    Attributes:
-      init: ``init(key, config, spec) -> state`` (environment fields are placeholders).
-      learn_step: ``learn_step(state, traj[T, N], config, spec) -> (state, metrics)``.
-      make_policy: ``make_policy(config, spec) -> policy(key, params, obs[N]) ->
-        (action, log_prob)``; the env receives the action clipped to a Box's bounds, the
-        transition keeps the raw one.
-      make_act: ``make_act(config, spec) -> act(key, params, obs[N], greedy) -> action``.
-      episodic: ``episodic(config) -> bool``: True if each update plays one fresh episode per
-        env (Monte-Carlo mode) instead of ``rollout_length(config)`` steps.
-      rollout_length: ``rollout_length(config) -> T``, the steps per env per update.
-      policy_params: ``policy_params(state)``: what ``policy`` and ``act`` take as params.
-    """
-
-    init: Callable
-    learn_step: Callable
-    make_policy: Callable
-    make_act: Callable
-    episodic: Callable = lambda config: False
-    rollout_length: Callable = lambda config: config.num_steps
-    policy_params: Callable = lambda state: state.params
-
-
-def _on_policy_init(network, optimizer, state_cls):
-    """``init(key, config, spec)`` for an on-policy agent whose state holds one ``params``.
-
-    Splits the key as the agent's gymnax ``init`` does (key, network key, env key), so run
-    ``i``'s initial parameters are the same on both paths.
-    """
-
-    def init(key, config, spec: envs.EnvSpec):
-        key, net_key, _ = jax.random.split(key, 3)
-        _, net_init = network(config, spec)
-        obs = jnp.zeros((config.num_envs, *spec.obs_shape), jnp.float32)
-        params = net_init(net_key, obs[0])
-        return state_cls(
-            params=params,
-            opt_state=optimizer(config, spec).init(params),
-            env_state=None,  # the envs live on the host
-            obs=obs,
-            window=envs.episode_window_init(),
-            key=key,
-            update=jnp.zeros((), jnp.int32),
-            env_steps=jnp.zeros((), jnp.int32),
-        )
-
-    return init
-
-
-def _a2c_act(config: a2c.A2CConfig, spec: envs.EnvSpec):
-    apply, _ = a2c._network(config, spec)
-    return common.categorical_act(lambda params, obs: apply(params, obs)[0])
-
-
-def _ddpg_act(config: ddpg.DDPGConfig, spec: envs.EnvSpec):
-    act = ddpg.act_fn(config, spec)  # takes the actor's params; the bridge passes more
-    return lambda key, params, obs, greedy: act(key, params.actor_params, obs, greedy)
-
-
-# DDPG and TD3 (one engine, TD3Config's settings): an update acts policy_delay steps with one
-# actor; the exploration policy reads warm-up and σ from the counters in its params.
-_DDPG = BridgedAgent(
-    init=ddpg.init_from_spec,
-    learn_step=ddpg.learn_step,  # splits state.key as update_step does
-    make_policy=ddpg.make_policy,
-    make_act=_ddpg_act,
-    rollout_length=lambda config: config.policy_delay,
-    policy_params=ddpg.exploration_params,
-)
-
-
-BRIDGED: dict[str, BridgedAgent] = {
-    "a2c": BridgedAgent(
-        init=_on_policy_init(a2c._network, a2c._optimizer, a2c.A2CState),
-        learn_step=a2c.learn_step,
-        make_policy=a2c.make_policy,
-        make_act=_a2c_act,
-        episodic=lambda config: config.mode == "monte_carlo",
-    ),
-    "ppo": BridgedAgent(
-        init=_on_policy_init(ppo._network, ppo.optimizer, ppo.PPOState),
-        learn_step=ppo.learn_step,  # splits state.key for the minibatch orders
-        make_policy=lambda config, spec: ppo.make_policy(config, spec)[0],
-        make_act=ppo.act_fn,
-    ),
-    "ddpg": _DDPG,
-    "td3": _DDPG,
-}
-
-
-def check_agent(agent_name: str, env_name: str) -> BridgedAgent:
-    """The agent's bridge entry, or a one-line ConfigError naming the agents that have one."""
-    if agent_name not in BRIDGED:
-        raise ConfigError(
-            f"--agent {agent_name} does not train on Gymnasium environments ({env_name}) yet; "
-            f"agents that do: {', '.join(BRIDGED)}"
-        )
-    return BRIDGED[agent_name]
 
 
 def env_seeds(seed: int, num_seeds: int, stream: int) -> list[int]:
@@ -193,10 +91,10 @@ def train_and_evaluate(
     Raises:
       NonFiniteError: if parameters or losses become non-finite.
     """
-    bridge = check_agent(agent.name, env_name)
     spec = envs_gymnasium.spec(env_name)
-    episodic = bridge.episodic(config)
-    rollout_length = spec.max_steps if episodic else bridge.rollout_length(config)
+    coll = agent.collection(config, spec)
+    episodic, rollout_length = coll.episodic, coll.num_steps
+    n_warm = agent.warmup_updates(config, spec)
     steps_per_update = config.steps_per_update(spec)
     num_updates = config.total_steps // steps_per_update
     lengths = experiment.chunk_lengths(num_updates, num_chunks)
@@ -215,17 +113,17 @@ def train_and_evaluate(
     roll_keys = jax.vmap(jax.random.fold_in, (0, None))(train_keys, 1)
 
     t = time.perf_counter()
-    state = jax.jit(jax.vmap(lambda k: bridge.init(k, config, spec)))(train_keys)
-    policy = bridge.make_policy(config, spec)
+    state = jax.jit(jax.vmap(loop.init_fn(agent, config, spec)))(train_keys)
+    policies = {w: agent.make_policy(config, spec, w) for w in (n_warm > 0, False)}
     obs = np.asarray(host.reset())
     _, action, log_prob = envs_gymnasium.policy_step(
-        roll_keys, bridge.policy_params(state), obs, policy=policy
+        roll_keys, state.agent, obs, policy=policies[False]
     )
-    learn = (
-        jax.jit(jax.vmap(lambda s, traj: bridge.learn_step(s, traj, config, spec)))
-        .lower(state, _traj_shapes(spec, rollout_length, obs, action, log_prob))
-        .compile()
-    )
+    shapes = _traj_shapes(spec, rollout_length, obs, action, log_prob)
+    learners = {
+        w: jax.jit(jax.vmap(loop.learn_fn(agent, config, spec, w))).lower(state, shapes).compile()
+        for w in policies
+    }
     compile_time = time.perf_counter() - t
 
     thresholds = sorted({*running_thresholds, spec.solved_threshold} - {None})
@@ -243,16 +141,15 @@ def train_and_evaluate(
             writer = csv.writer(f)
             for n in lengths:
                 chunk = []
-                for _ in range(n):
-                    if episodic:
-                        roll_keys, traj = envs_gymnasium.host_episodes(
-                            roll_keys, policy, bridge.policy_params(state), host, spec.max_steps
-                        )
-                    else:
-                        roll_keys, traj = envs_gymnasium.host_rollout(
-                            roll_keys, policy, bridge.policy_params(state), host, rollout_length
-                        )
-                    state, metrics = learn(state, traj)
+                for u in range(update_count, update_count + n):
+                    warm = u < n_warm
+                    collect = (
+                        envs_gymnasium.host_episodes if episodic else envs_gymnasium.host_rollout
+                    )
+                    roll_keys, traj = collect(
+                        roll_keys, policies[warm], state.agent, host, rollout_length
+                    )
+                    state, metrics = learners[warm](state, traj)
                     running_rewards(ema, ep_count, traj, thresholds, passed)
                     if episodic:  # the first episodes' steps (the rest are masked out)
                         learned += np.where(traj.done, traj.episode_length, 0).sum((1, 2))
@@ -263,7 +160,7 @@ def train_and_evaluate(
                 stacked = jax.tree.map(lambda *xs: np.stack(xs, axis=1), *jax.device_get(chunk))
                 per_seed = experiment._summarise_chunk(stacked)
                 per_seed["ema_return"] = ema.copy()
-                experiment._check_finite(state, per_seed, update_count, bridge.policy_params(state))
+                experiment._check_finite(state, per_seed, update_count, agent.params(state.agent))
                 if header is None:
                     header = ["seed", "update", "env_steps", *per_seed]
                     writer.writerow(header)
@@ -287,15 +184,15 @@ def train_and_evaluate(
     played = int(host.steps.sum())
 
     t = time.perf_counter()
-    act = bridge.make_act(config, spec)
+    act = agent.make_act(config, spec)
     eval_seeds = env_seeds(seed, num_seeds, 1)
     # Evaluation always steps synchronously: one process per evaluation episode would not pay.
     greedy_returns = envs_gymnasium.evaluate(
-        act, bridge.policy_params(state), env_name, eval_seeds, eval_episodes, greedy=True
+        act, agent.params(state.agent), env_name, eval_seeds, eval_episodes, greedy=True
     )
     sampled_returns = envs_gymnasium.evaluate(
         act,
-        bridge.policy_params(state),
+        agent.params(state.agent),
         env_name,
         eval_seeds,
         eval_episodes,
@@ -349,7 +246,7 @@ def train_and_evaluate(
     if visuals:
         try:
             summary["median_seed"] = _write_visuals(
-                out, agent, bridge, config, env_name, spec, state, greedy_mean, seed
+                out, agent, config, env_name, spec, state, greedy_mean, seed
             )
         except Exception as e:  # a failed plot must not cost a long run its results
             print(f"curves.png/episode.gif not written: {type(e).__name__}: {e}", file=sys.stderr)
@@ -383,7 +280,7 @@ def _version(pkg: str) -> str:
         return "unknown"
 
 
-def _write_visuals(out, agent, bridge, config, env_name, spec, state, greedy_mean, seed):
+def _write_visuals(out, agent, config, env_name, spec, state, greedy_mean, seed):
     """curves.png (all seeds) and episode.gif (the median seed, Gymnasium's rgb_array frames)."""
     from rljax.io import plots, render
 
@@ -394,8 +291,8 @@ def _write_visuals(out, agent, bridge, config, env_name, spec, state, greedy_mea
         title=f"{agent.name} on {spec.name} (Gymnasium)",
     )
     median_seed = int(np.argsort(greedy_mean)[len(greedy_mean) // 2])
-    params = jax.tree.map(lambda x: x[median_seed], bridge.policy_params(state))
-    act = bridge.make_act(config, spec)
+    params = jax.tree.map(lambda x: x[median_seed], agent.params(state.agent))
+    act = agent.make_act(config, spec)
     try:
         render._require_viz()
         frames, steps, returns, fps, stride = envs_gymnasium.episode_frames(

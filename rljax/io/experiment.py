@@ -26,6 +26,7 @@ import numpy as np
 
 from rljax import batching, envs, evaluation
 from rljax.agents import AGENTS, Agent, ConfigError
+from rljax.run import loop
 
 RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "episode.gif")
 
@@ -337,13 +338,15 @@ def train_and_evaluate(
     run_configs = _put(run_configs, sharding)
     train_keys, eval_keys = _put(split[:, 0], sharding), _put(host_eval_keys, sharding)
 
-    def chunk(state, configs, length):
-        def one(s, c):
-            return jax.lax.scan(
-                lambda carry, _: agent.update_step(carry, c, env, env_params), s, None, length
-            )
+    def chunk(state, configs, start, length):
+        def one(carry, c):
+            return loop.chunk_fn(agent, c, spec, env, env_params, start, length)(carry)
 
         return over_runs(one)(state, configs)
+
+    def parts(i):  # a chunk's phases (warm-up or learning): chunks alike compile once
+        start = sum(lengths[:i])
+        return tuple(loop.phases(agent, config, spec, start, lengths[i])), start
 
     meta_base = {
         "agent": agent.name,
@@ -355,7 +358,10 @@ def train_and_evaluate(
     }
     t = time.perf_counter()
     init_fn = _jit(
-        lambda ks, cs: over_runs(lambda k, c: agent.init(k, c, env, env_params))(ks, cs), sharding
+        lambda ks, cs: over_runs(lambda k, c: loop.init_fn(agent, c, spec, env, env_params)(k))(
+            ks, cs
+        ),
+        sharding,
     )
     mngr = None if checkpoint_every is None else checkpoint.manager(out / "checkpoints")
     done_chunks = 0
@@ -371,10 +377,13 @@ def train_and_evaluate(
         state = _put(state, sharding)
     else:
         state = init_fn(train_keys, run_configs)
-    compiled: dict[int, Any] = {}
-    for n in sorted(set(lengths[done_chunks:])):
-        compiled[n] = _jit(chunk, sharding, static_argnums=2).lower(state, run_configs, n).compile()
-    finite_fn = _jit(_finite_runs, sharding).lower(agent.policy_params(state)).compile()
+    compiled: dict[tuple, Any] = {}
+    for i in range(done_chunks, len(lengths)):
+        key, start = parts(i)
+        if key not in compiled:
+            fn = _jit(chunk, sharding, static_argnums=(2, 3))
+            compiled[key] = fn.lower(state, run_configs, start, lengths[i]).compile()
+    finite_fn = _jit(_finite_runs, sharding).lower(agent.params(state.agent)).compile()
     compile_time = time.perf_counter() - t
 
     metrics_path = out / "metrics.csv"
@@ -388,10 +397,10 @@ def train_and_evaluate(
             writer.writerows([header, *old_rows])
         for i in range(done_chunks, len(lengths)):
             n = lengths[i]
-            state, metrics = compiled[n](state, run_configs)
+            state, metrics = compiled[parts(i)[0]](state, run_configs)
             update_count += n
             per_seed = _summarise_chunk(to_host(metrics))
-            finite = to_host(finite_fn(agent.policy_params(state)))
+            finite = to_host(finite_fn(agent.params(state.agent)))
             _check_finite_runs(per_seed, update_count, finite)
             env_steps = update_count * steps_per_update
             if header is None:
@@ -426,11 +435,11 @@ def train_and_evaluate(
 
     # Evaluation: a separate key stream; greedy (mode) and sampled policies.
     t = time.perf_counter()
-    params = agent.policy_params(state)
+    params = agent.params(state.agent)
 
     def _eval(greedy):
         def one(k, p, c):
-            act = agent.make_act(c, env, env_params)
+            act = agent.make_act(c, spec)
             fn = lambda kk, pp, o: act(kk, pp, o, greedy)
             return evaluation.evaluate(k, fn, p, env, env_params, eval_episodes)
 
@@ -445,7 +454,7 @@ def train_and_evaluate(
 
     greedy_mean = greedy_returns.mean(1)
     solved = evaluation.solved(greedy_mean, spec)
-    solved_at = to_host(state.window.solved_at)
+    solved_at = to_host(state.window.solved_at)  # the runner's Carry
     agg = stats.aggregate(greedy_mean, reps=2000, seed=0)
     summary: dict[str, Any] = {
         "agent": agent.name,
@@ -511,7 +520,7 @@ def write_visuals(out, agent, config, env, env_params, spec, params, greedy_mean
     )
     median_seed = int(np.argsort(greedy_mean)[len(greedy_mean) // 2])
     params = jax.tree.map(lambda x: x[median_seed], params)
-    act = agent.make_act(config, env, env_params)
+    act = agent.make_act(config, spec)
     key = jax.random.fold_in(eval_keys[median_seed], 2)
     states, rewards = render.rollout_states(key, act, params, env, env_params)
     try:

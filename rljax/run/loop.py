@@ -1,0 +1,136 @@
+"""One training update for every agent and env family: collect, then ``learn_step``.
+
+The runner's state is a :class:`Carry`: the agent's own state (params, optimiser state, key,
+counters, replay), the environments' state and current observations, and the window of the
+last completed episodes. One update collects with the agent's behaviour policy, hands the
+:class:`~rljax.types.Transition` [T, N] to ``agent.learn_step``, and then does the bookkeeping
+every agent shares (the episode window and its metrics, the ``update``/``env_steps``
+counters). On gymnax envs the collection runs inside jit (:func:`update_fn`); on host envs it
+runs in Python and only :func:`learn_fn` is jitted. :func:`make_train` is exactly the program
+the runner runs, in one function, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rljax import envs
+from rljax.agents.common import Agent, episode_metrics, num_updates
+from rljax.rollout import keep_first_episode, rollout
+from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
+
+
+class Carry(NamedTuple):
+    """One run's state between updates."""
+
+    agent: Any  # the agent's state (its NamedTuple)
+    env_state: Any  # envs.VecEnvState on gymnax; None for host envs
+    obs: Array  # [N, *obs_shape] current observations (zeros for host envs)
+    window: EpisodeWindow
+
+
+def clip_action(spec: envs.EnvSpec) -> Callable[[Array], Array] | None:
+    """What the env receives: continuous actions clipped to the bounds (None: as sampled)."""
+    if spec.discrete:
+        return None
+    return lambda a: jnp.clip(a, spec.action_low, spec.action_high)
+
+
+def learn_fn(agent: Agent, config: Any, spec: envs.EnvSpec, warmup: bool = False):
+    """``learn(carry, traj) -> (carry, metrics)``: the agent's learning step and the shared
+    bookkeeping (episode window and metrics, counters). The same on every env family."""
+    steps = config.steps_per_update(spec)
+
+    def learn(carry: Carry, traj: Transition):
+        state, metrics = agent.learn_step(carry.agent, traj, config, spec, warmup)
+        window, episodes = episode_metrics(carry.window, traj, spec.solved_threshold)
+        state = state._replace(update=state.update + 1, env_steps=state.env_steps + steps)
+        return carry._replace(agent=state, window=window), {**episodes, **metrics}
+
+    return learn
+
+
+def collect_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env, env_params, warmup: bool):
+    """``collect(carry) -> (env_state, obs, traj)`` on gymnax envs, inside jit."""
+    coll = agent.collection(config, spec)
+    policy = agent.make_policy(config, spec, warmup)
+    to_env = clip_action(spec)
+
+    def collect(carry: Carry):
+        reset_key, step_keys = agent.collect_keys(carry.agent.key, config, spec)
+        act = lambda key, obs: policy(key, carry.agent, obs)  # noqa: E731
+        if coll.episodic:  # fresh envs, one episode each; the carried envs wait
+            env_state, obs = envs.reset(reset_key, env, env_params, coll.num_envs)
+            _, _, traj = rollout(step_keys, act, env, env_params, env_state, obs, to_env)
+            return carry.env_state, carry.obs, keep_first_episode(traj)
+        return rollout(step_keys, act, env, env_params, carry.env_state, carry.obs, to_env)
+
+    return collect
+
+
+def update_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env, env_params, warmup: bool):
+    """``update(carry) -> (carry, metrics)``: one gymnax update (collect, then learn)."""
+    collect = collect_fn(agent, config, spec, env, env_params, warmup)
+    learn = learn_fn(agent, config, spec, warmup)
+
+    def update(carry: Carry):
+        env_state, obs, traj = collect(carry)
+        return learn(carry._replace(env_state=env_state, obs=obs), traj)
+
+    return update
+
+
+def init_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env=None, env_params=None):
+    """``init(key) -> Carry``: the agent's state and (on gymnax) the reset envs."""
+    num_envs = agent.collection(config, spec).num_envs
+
+    def init(key: PRNGKey) -> Carry:
+        state = agent.init(key, config, spec)
+        if env is None:  # host envs: the environments live in Python
+            obs = jnp.zeros((num_envs, *spec.obs_shape), jnp.float32)
+            return Carry(state, None, obs, envs.episode_window_init())
+        env_state, obs = envs.reset(agent.env_key(key), env, env_params, num_envs)
+        # Some resets leave weak-typed leaves that step makes strong: a retrace per chunk.
+        env_state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), env_state)
+        return Carry(state, env_state, obs, envs.episode_window_init())
+
+    return init
+
+
+def phases(agent: Agent, config: Any, spec: envs.EnvSpec, start: int, length: int):
+    """``[(warmup, n), ...]``: updates ``start .. start + length`` split at the warm-up's end."""
+    warm = agent.warmup_updates(config, spec)
+    a = max(0, min(warm - start, length))
+    return [(w, n) for w, n in ((True, a), (False, length - a)) if n > 0]
+
+
+def chunk_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env, env_params, start, length):
+    """``chunk(carry) -> (carry, metrics[length])``: updates ``start .. start + length`` of one
+    run, each phase one ``lax.scan``."""
+    parts = phases(agent, config, spec, start, length)
+
+    def chunk(carry: Carry):
+        out = []
+        for warmup, n in parts:
+            update = update_fn(agent, config, spec, env, env_params, warmup)
+            carry, metrics = jax.lax.scan(lambda c, _: update(c), carry, None, length=n)  # noqa: B023
+            out.append(metrics)
+        return carry, jax.tree.map(lambda *xs: jnp.concatenate(xs), *out)
+
+    return chunk
+
+
+def make_train(agent: Agent, config: Any, env: Any, env_params: Any):
+    """``train(key) -> (carry, metrics[num_updates])``: one run, every update, on gymnax.
+
+    The same program the runner runs chunk by chunk (:mod:`rljax.run.experiment`).
+    """
+    spec = envs.spec(env, env_params)
+    n = num_updates(config.total_steps, config.steps_per_update(spec))
+    init = init_fn(agent, config, spec, env, env_params)
+    chunk = chunk_fn(agent, config, spec, env, env_params, 0, n)
+    return lambda key: chunk(init(key))
