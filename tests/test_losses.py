@@ -1,6 +1,8 @@
 """Tests for rljax.losses: numpy references, hand-checked cases, gradients."""
 
 import itertools
+import subprocess
+import sys
 
 import chex
 import jax
@@ -60,6 +62,15 @@ def np_ppo(logp, old, adv, eps):
     return -np.minimum(ratio * adv, np.clip(ratio, 1 - eps, 1 + eps) * adv)
 
 
+def np_entropy(logits):
+    """Categorical entropy of softmax(logits) over the last axis, float64, written out."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return -np.sum(p * np.where(p > 0, logp, 0.0), axis=-1)
+
+
 def np_dpg(a, dqda):
     a, dqda = np.float64(a), np.float64(dqda)
     return 0.5 * np.sum(((a + dqda) - a) ** 2, axis=-1)
@@ -77,7 +88,7 @@ def batch(seed=0):
         logp=f32(logp),
         old_logp=f32(old_logp),
         adv=f32(rng.normal(size=B)),
-        entropy=f32(rng.uniform(0.0, 2.0, B)),
+        logits=f32(2.0 * rng.normal(size=(B, 5))),
         v=f32(v),
         old_v=f32(old_v),
         target=f32(v + 2.0 * rng.normal(size=B)),  # errors on both sides of huber's delta
@@ -96,8 +107,8 @@ CASES = {
         "mask",
     ),
     "entropy": (
-        lambda b, m, red: losses.entropy_loss(b["entropy"], m, red),
-        lambda b: -np.float64(b["entropy"]),
+        lambda b, m, red: losses.entropy_loss(b["logits"], m, red),
+        lambda b: -np_entropy(b["logits"]),
         "mask",
     ),
     "value_l2": (
@@ -174,8 +185,21 @@ class LossesTest(chex.TestCase):
             pg(f(-1.0, -2.0), f(2.0, 3.0), np.array([True, False])), 2.0, rtol=RTOL
         )
 
-        ent = self.variant(losses.entropy_loss)
-        np.testing.assert_allclose(ent(f(0.5, 1.0)), -0.75, rtol=RTOL)
+        ent = self.variant(losses.entropy_loss, static_argnames="reduction")
+        # Uniform over 2 actions: H = log 2; over 4: log 4; one sure action (-inf logits): 0.
+        logits = np.array(
+            [[0.0, 0.0, -np.inf, -np.inf], [1.0, 1.0, 1.0, 1.0], [3.0, -np.inf, -np.inf, -np.inf]],
+            np.float32,
+        )
+        h = np.array([np.log(2.0), np.log(4.0), 0.0])
+        np.testing.assert_allclose(ent(logits, reduction="none"), -h, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(ent(logits), -h.mean(), rtol=RTOL)
+        np.testing.assert_allclose(ent(logits, reduction="sum"), -h.sum(), rtol=RTOL)
+        w = np.array([1.0, 0.0, 1.0], np.float32)
+        np.testing.assert_allclose(ent(logits, w), -np.log(2.0) / 2, rtol=RTOL)
+        # p = (0.75, 0.25): H = -(.75 log .75 + .25 log .25) = 0.5623351.
+        two = np.log(np.array([[0.75, 0.25]], np.float32))
+        np.testing.assert_allclose(ent(two + 7.0, reduction="none"), [-0.5623351], rtol=RTOL)
 
         vl = self.variant(losses.value_loss, static_argnames=("kind", "reduction"))
         # errors (target - v) = [2, 0.5]: l2 = [2, 0.125]; huber = [1.5, 0.125].
@@ -244,25 +268,81 @@ class LossesTest(chex.TestCase):
         with pytest.raises(ValueError, match="kind"):
             losses.value_loss(x, x, kind="l1")
 
-    def test_shape_and_type_checks_raise(self):
+    def test_bad_calls_raise_value_errors_that_name_the_argument(self):
         x3 = np.ones(3, np.float32)
         x4 = np.ones(4, np.float32)
-        with pytest.raises(AssertionError):
-            losses.policy_gradient_loss(x3, x4)
-        with pytest.raises(AssertionError):
-            losses.policy_gradient_loss(np.ones(3, np.int32), x3)
-        with pytest.raises(AssertionError):
-            losses.value_loss(x3, x4)
-        with pytest.raises(AssertionError):
-            losses.clipped_value_loss(x3, x4, x3, 0.2)
-        with pytest.raises(AssertionError):
-            losses.ppo_clip_loss(x3, x3, x4, 0.2)
-        with pytest.raises(AssertionError):
-            losses.dpg_loss(x3, x3)  # rank 1: needs [B, A]
-        with pytest.raises(AssertionError):
-            losses.dpg_loss(np.ones((2, 3), np.float32), np.ones((2, 2), np.float32))
-        with pytest.raises(AssertionError):
-            losses.entropy_loss(x3, np.ones(4, bool))  # mask of the wrong shape
+        i3 = np.ones(3, np.int32)
+        l35 = np.zeros((3, 5), np.float32)
+        cases = [
+            (
+                lambda: losses.policy_gradient_loss(x3, x4),
+                r"policy_gradient_loss: adv_t has shape \(4,\), logp_t has \(3,\)",
+            ),
+            (
+                lambda: losses.policy_gradient_loss(x3, x3, np.ones(4, bool)),
+                r"policy_gradient_loss: mask has shape \(4,\), logp_t has \(3,\)",
+            ),
+            (
+                lambda: losses.policy_gradient_loss(i3, x3),
+                r"policy_gradient_loss: logp_t must be a floating-point array, got dtype int32",
+            ),
+            (
+                lambda: losses.policy_gradient_loss(x3, x3, reduction="max"),
+                r"policy_gradient_loss: reduction must be 'mean', 'sum' or 'none', got 'max'",
+            ),
+            (
+                lambda: losses.value_loss(x3, x4),
+                r"value_loss: target_tm1 has shape \(4,\), v_tm1 has \(3,\)",
+            ),
+            (
+                lambda: losses.clipped_value_loss(x3, x4, x3, 0.2),
+                r"clipped_value_loss: old_v_tm1 has shape \(4,\), v_tm1 has \(3,\)",
+            ),
+            (
+                lambda: losses.ppo_clip_loss(x3, x3, x4, 0.2),
+                r"ppo_clip_loss: adv_t has shape \(4,\), logp_t has \(3,\)",
+            ),
+            (
+                lambda: losses.dpg_loss(x3, x3),
+                r"dpg_loss: a_t must have rank 2 \(\[B, A\]\), got shape \(3,\)",
+            ),
+            (
+                lambda: losses.dpg_loss(np.ones((2, 3), np.float32), np.ones((2, 2), np.float32)),
+                r"dpg_loss: dqda_t has shape \(2, 2\), a_t has \(2, 3\)",
+            ),
+            (
+                lambda: losses.dpg_loss(
+                    np.ones((2, 3), np.float32), np.ones((2, 3), np.float32), np.ones(3, bool)
+                ),
+                r"dpg_loss: mask must have a_t's batch shape \(2,\), got \(3,\)",
+            ),
+            (
+                lambda: losses.entropy_loss(l35, np.ones(4, bool)),
+                r"entropy_loss: w_t must have logits_t's shape without the last axis \(3,\), "
+                r"got \(4,\)",
+            ),
+            (
+                # Per-step entropies where logits are expected: rank 1 logits [A] need a
+                # scalar w_t, so a [T] weight vector is refused instead of silently used.
+                lambda: losses.entropy_loss(x3, x3),
+                r"entropy_loss: w_t must have logits_t's shape without the last axis \(\), "
+                r"got \(3,\)",
+            ),
+            (
+                lambda: losses.entropy_loss(np.float32(1.0)),
+                r"entropy_loss: logits_t must have rank >= 1",
+            ),
+            (
+                lambda: losses.entropy_loss(np.zeros((3, 5), np.int32)),
+                r"entropy_loss: logits_t must be a floating-point array, got dtype int32",
+            ),
+        ]
+        for call, message in cases:
+            with pytest.raises(ValueError, match=message):
+                call()
+        # At trace time under jit, with the same message.
+        with pytest.raises(ValueError, match=r"ppo_clip_loss: adv_t has shape \(4,\)"):
+            jax.jit(losses.ppo_clip_loss)(x3, x3, x4, 0.2)
 
     # ---------------------------------------------------------------- gradients
 
@@ -278,7 +358,7 @@ class LossesTest(chex.TestCase):
             m = b["mask"]
             fns = [
                 (lambda x: losses.policy_gradient_loss(x, b["adv"], m, red), b["logp"]),
-                (lambda x: losses.entropy_loss(x, m, red), b["entropy"]),
+                (lambda x: losses.entropy_loss(x, m, red), b["logits"]),
                 (lambda x: losses.value_loss(x, b["target"], m, "l2", red), b["v"]),
                 (lambda x: losses.value_loss(x, b["target"], m, "huber", red), b["v"]),
                 (lambda x: losses.value_loss(x, b["target"], m, "huber", red, 2.0), b["v"]),
@@ -327,9 +407,12 @@ class LossesTest(chex.TestCase):
         # policy gradient, mean: d/dlogp = -adv * mask / n.
         g = jax.grad(lambda x: losses.policy_gradient_loss(x, b["adv"], m))(b["logp"])
         np.testing.assert_allclose(g, -b["adv"] * m / n, rtol=RTOL, atol=ATOL)
-        # entropy, sum: d/dH = -mask.
-        g = jax.grad(lambda x: losses.entropy_loss(x, m, "sum"))(b["entropy"])
-        np.testing.assert_allclose(g, -m, rtol=RTOL)
+        # entropy, sum: d(-H)/dz_i = p_i (log p_i + H), per row, times the mask.
+        g = jax.grad(lambda x: losses.entropy_loss(x, m, "sum"))(b["logits"])
+        z = np.float64(b["logits"])
+        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        h = -(np.exp(logp) * logp).sum(-1, keepdims=True)
+        np.testing.assert_allclose(g, np.exp(logp) * (logp + h) * m[:, None], rtol=1e-4, atol=ATOL)
         # value l2, mean: d/dv = (v - target) * mask / n; huber: -clip(target - v, -1, 1).
         g = jax.grad(lambda x: losses.value_loss(x, b["target"], m))(b["v"])
         np.testing.assert_allclose(g, (b["v"] - b["target"]) * m / n, rtol=RTOL, atol=ATOL)
@@ -398,3 +481,153 @@ def test_masked_out_non_finite_entries_do_not_leak():
     target = jnp.array([0.0, 0.0, 0.0])
     loss = losses.value_loss(v, target, mask=jnp.array([1, 1, 0]), reduction="sum")
     np.testing.assert_allclose(loss, 0.5 * (1.0 + 4.0))
+
+
+# --------------------------------------------------------------------------------------------
+# entropy_loss takes logits: distrax's entropy bit for bit, and the agents' results unchanged.
+# --------------------------------------------------------------------------------------------
+
+
+def _logit_cases():
+    rng = np.random.default_rng(11)
+    yield "random", (3.0 * rng.normal(size=(64, 6))).astype(np.float32)
+    yield "batched", rng.normal(size=(5, 4, 3)).astype(np.float32)
+    z = rng.normal(size=(8, 4)).astype(np.float32)
+    z[0, 1] = -np.inf  # an impossible action
+    z[1, :3] = -np.inf  # a sure action
+    z[2, 2] = -1e30  # very negative, finite
+    z[3, 0] = 80.0  # nearly sure, large logit
+    yield "inf_and_very_negative", z
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
+def test_entropy_is_distrax_categorical_entropy_bitwise(jit):
+    distrax = pytest.importorskip("distrax")
+    wrap = jax.jit if jit else (lambda f: f)
+
+    # What the agents computed before (rljax 0.1.0's entropy_loss took dist.entropy()) and what
+    # they compute now (they pass dist.logits), each jitted alone or run op by op.
+    def before(z):
+        return -distrax.Categorical(logits=z).entropy()
+
+    def now(z):
+        return losses.entropy_loss(distrax.Categorical(logits=z).logits, reduction="none")
+
+    for name, z in _logit_cases():
+        expected = np.asarray(wrap(before)(z))  # the per-step loss is -H
+        per = np.asarray(wrap(now)(z))
+        np.testing.assert_array_equal(per, expected, err_msg=name)
+        assert np.all(np.isfinite(per)), name
+        # Outside any jit: distrax's entropy of its stored (log_softmax-normalised) logits.
+        dist = distrax.Categorical(logits=z)
+        np.testing.assert_array_equal(
+            losses.entropy_loss(dist.logits, reduction="none"), -np.asarray(dist.entropy())
+        )
+        # Raw logits are the same distribution: equal to float precision (distrax normalises
+        # raw logits twice, so the last bit may differ), and to the float64 numpy entropy.
+        raw = np.asarray(wrap(lambda x: losses.entropy_loss(x, reduction="none"))(z))
+        np.testing.assert_allclose(raw, expected, rtol=1e-6, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(raw, -np_entropy(z), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_entropy_loss_gradients_are_the_agents_old_gradients_bitwise():
+    """A2C's loss before (``entropy_loss(dist.entropy())``) and after (``dist.logits``)."""
+    distrax = pytest.importorskip("distrax")
+    rng = np.random.default_rng(3)
+    obs = rng.normal(size=(16, 4, 5)).astype(np.float32)  # [T, N, obs]
+    actions = rng.integers(0, 3, size=(16, 4))
+    adv = rng.normal(size=(16, 4)).astype(np.float32)
+    mask = rng.random((16, 4)) < 0.8
+    w = rng.normal(size=(5, 3)).astype(np.float32)
+
+    def old_entropy_loss(entropy_t, mask, reduction):  # rljax 0.1.0's entropy_loss
+        return losses._reduce(-entropy_t, mask, reduction)
+
+    def loss(w, new, ent_coef, red):
+        dist = distrax.Categorical(logits=obs @ w)
+        actor = losses.policy_gradient_loss(dist.log_prob(actions), adv, mask, red)
+        if new:
+            entropy = losses.entropy_loss(dist.logits, mask, red)
+        else:
+            entropy = old_entropy_loss(dist.entropy(), mask, red)
+        return actor + ent_coef * entropy, entropy
+
+    for red in ("mean", "sum"):
+        for ent_coef in (0.0, 0.01, 0.5):
+            f = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=(1, 3))
+            (l_new, e_new), g_new = f(w, True, ent_coef, red)
+            (l_old, e_old), g_old = f(w, False, ent_coef, red)
+            np.testing.assert_array_equal(e_new, e_old)
+            np.testing.assert_array_equal(l_new, l_old)
+            np.testing.assert_array_equal(g_new, g_old)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
+def test_entropy_loss_vmap_over_batches(jit):
+    b = batch(8)
+    z = np.stack([b["logits"], 0.5 * b["logits"], b["logits"][::-1]])  # [3, B, A]
+    m = np.stack([b["mask"]] * 3)
+    fn = jax.vmap(losses.entropy_loss, in_axes=(0, 0, None))
+    fn = jax.jit(fn, static_argnums=2) if jit else fn
+    for red in REDUCTIONS:
+        out = fn(z, m, red)
+        for i in range(3):
+            np.testing.assert_allclose(
+                out[i], np_reduce(-np_entropy(z[i]), m[i], red), rtol=RTOL, atol=ATOL
+            )
+
+
+def test_losses_module_does_not_import_distrax():
+    code = (
+        "import sys, rljax.losses, rljax.returns; "
+        "bad = [m for m in ('distrax', 'flax', 'optax', 'gymnax') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-check with rlax where the losses agree (docs/conventions.md, the rlax table).
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Rlax softmax will be deprecated")
+def test_cross_check_rlax_losses():
+    rlax = pytest.importorskip("rlax")
+    b = batch(9)
+    z, w = b["logits"], b["mask"].astype(np.float32)
+    a = np.random.default_rng(9).integers(0, z.shape[-1], size=B)
+    close = lambda x, y: np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+    # entropy_loss: rlax's value is -mean_t(w_t H_t) over all T steps: ours unweighted, or
+    # our weighted sum / T.
+    ones = np.ones(B, np.float32)
+    close(losses.entropy_loss(z), rlax.entropy_loss(z, ones))
+    close(losses.entropy_loss(z, w, "sum") / B, rlax.entropy_loss(z, w))
+    # policy_gradient_loss takes log pi(a_t) (rlax: logits_t and a_t); rlax weights like above.
+    logp = jax.nn.log_softmax(z)[np.arange(B), a]
+    close(
+        losses.policy_gradient_loss(logp, b["adv"]),
+        rlax.policy_gradient_loss(z, a, b["adv"], ones),
+    )
+    close(
+        losses.policy_gradient_loss(logp, b["adv"], w, "sum") / B,
+        rlax.policy_gradient_loss(z, a, b["adv"], w),
+    )
+    # ppo_clip_loss(logp, old_logp, adv, eps) == rlax.clipped_surrogate_pg_loss(ratio, adv, eps).
+    ratio = np.exp(b["logp"] - b["old_logp"])
+    close(
+        losses.ppo_clip_loss(b["logp"], b["old_logp"], b["adv"], 0.2),
+        rlax.clipped_surrogate_pg_loss(ratio, b["adv"], 0.2),
+    )
+    # dpg_loss on [B, A] with reduction="none" == rlax.dpg_loss (per action dim, on [A] rows)
+    # summed over the action dims.
+    close(
+        losses.dpg_loss(b["a"], b["dqda"], reduction="none"),
+        jax.vmap(rlax.dpg_loss)(b["a"], b["dqda"]).sum(-1),
+    )
+    # huber == rlax.huber_loss; value_loss(kind="l2", reduction="none") == rlax.l2_loss.
+    x = b["target"] - b["v"]
+    close(losses.huber(x, 1.5), rlax.huber_loss(x, 1.5))
+    close(
+        losses.value_loss(b["v"], b["target"], reduction="none"), rlax.l2_loss(b["v"], b["target"])
+    )
