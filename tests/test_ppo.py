@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from rljax import envs, evaluation, networks, stats
-from rljax.agents import AGENTS, ConfigError, ppo
-from rljax.rollout import rollout
+from rljax.agents import AGENTS, ConfigError, common, ppo
+from rljax.run import loop
+from rljax.types import Transition
 
 
 @pytest.fixture(scope="module")
@@ -133,22 +134,15 @@ def test_minibatch_indices_reshuffle_every_epoch():
 
 
 def test_continuous_stores_raw_sample_and_its_log_prob(pendulum):
+    """The runner's collection stores PPO's raw Gaussian sample and its log-prob, and the env
+    receives the sample clipped to the bounds."""
     env, env_params = pendulum
     spec = envs.spec(env, env_params)
     config = _tiny(init_log_std=1.5)  # σ ≈ 4.5 on bounds ±2: many samples out of bounds
-    state = ppo.init(jax.random.key(0), config, env, env_params)
-    policy, env_action = ppo.make_policy(config, spec)
-    _, _, traj = rollout(
-        jax.random.key(1),
-        policy,
-        state.params,
-        env,
-        env_params,
-        state.env_state,
-        state.obs,
-        16,
-        env_action=env_action,
-    )
+    carry = loop.init_fn(ppo.AGENT, config, spec, env, env_params)(jax.random.key(0))
+    state = carry.agent
+    _, _, traj = jax.jit(loop.collect_fn(ppo.AGENT, config, spec, env, env_params, False))(carry)
+    assert traj.action.shape == (16, 4, 1)
     assert (jnp.abs(traj.action) > spec.action_high).mean() > 0.2  # raw samples stored
     mean, log_std = ppo._network(config, spec)[0](state.params, traj.obs)[0]
     expected = networks.diag_gaussian(mean, log_std).log_prob(traj.action)
@@ -157,11 +151,12 @@ def test_continuous_stores_raw_sample_and_its_log_prob(pendulum):
     assert not np.allclose(traj.log_prob, clipped)
     # The env received the clipped action: stepping with it reproduces the stored successor.
     assert np.asarray(jnp.abs(traj.action[0]) > spec.action_high).any()
-    env_key = jax.random.split(jax.random.split(jax.random.key(1), 16)[0])[1]  # as rollout
+    step_keys = ppo.AGENT.collect_keys(state.key, config, spec)[1]
+    env_key = jax.random.split(step_keys[0])[1]  # as rollout
     clipped_action = jnp.clip(traj.action[0], spec.action_low, spec.action_high)
-    obs, *_ = envs.step(env_key, env, env_params, state.env_state, clipped_action)
+    obs, *_ = envs.step(env_key, env, env_params, carry.env_state, clipped_action)
     np.testing.assert_allclose(obs, traj.next_obs[0], rtol=1e-6, atol=1e-6)
-    act = ppo.make_act(config, env, env_params)
+    act = ppo.make_act(config, spec)
     greedy = act(jax.random.key(2), state.params, traj.obs[0], True)
     np.testing.assert_allclose(greedy, jnp.clip(mean[0], -2.0, 2.0), rtol=1e-5, atol=1e-7)
 
@@ -198,7 +193,9 @@ def test_train_under_jit_vmap_is_finite(env_name):
     config = _tiny()
     config.validate(spec)
     keys = jax.random.split(jax.random.key(0), 2)
-    state, metrics = jax.jit(jax.vmap(ppo.make_train(config, env, env_params)))(keys)
+    train = loop.make_train(ppo.AGENT, config, env, env_params)
+    carry, metrics = jax.jit(jax.vmap(train))(keys)
+    state = carry.agent
     chex.assert_tree_all_finite(state.params)
     n = config.total_steps // config.steps_per_update(spec)
     for k in ("actor_loss", "critic_loss", "entropy", "approx_kl", "clip_fraction"):
@@ -247,12 +244,12 @@ def _train_and_eval(env_name, preset, num_seeds):
     config = ppo.PPOConfig(**ppo.PRESETS[preset])
     config.validate(envs.spec(env, env_params))
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    state, _ = jax.jit(jax.vmap(ppo.make_train(config, env, env_params)))(keys)
-    act = ppo.make_act(config, env, env_params)
+    carry, _ = jax.jit(jax.vmap(loop.make_train(ppo.AGENT, config, env, env_params)))(keys)
+    act = ppo.make_act(config, envs.spec(env, env_params))
     greedy = lambda k, p, o: act(k, p, o, True)
     ev = jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, env, env_params, 100))
     eval_keys = jax.random.split(jax.random.key(1), num_seeds)
-    return np.asarray(jax.jit(ev)(eval_keys, state.params).mean(-1))
+    return np.asarray(jax.jit(ev)(eval_keys, carry.agent.params).mean(-1))
 
 
 @pytest.mark.slow
@@ -265,3 +262,75 @@ def test_cartpole_default_preset_solves():
 def test_pendulum_preset_iqm():
     returns = _train_and_eval("Pendulum-v1", "pendulum", 8)
     assert stats.iqm(returns) >= -250, returns
+
+
+def _ended_batch(spec, seed=0, T=6, N=3):
+    """A consistent [T, N] batch: env 0 terminates at t=2, env 1 is truncated at t=3 (its
+    ``next_obs`` is the final observation, not the next step's reset observation), env 2 runs
+    on past the cut. Elsewhere ``next_obs[t] == obs[t + 1]``."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(scale=0.5, size=(T + 1, N, *spec.obs_shape)).astype(np.float32)
+    next_obs = obs[1:].copy()
+    terminated = np.zeros((T, N), bool)
+    truncated = np.zeros((T, N), bool)
+    terminated[2, 0] = True
+    truncated[3, 1] = True
+    for t, n in ((2, 0), (3, 1)):  # the final observation differs from the reset one
+        next_obs[t, n] = rng.normal(scale=0.5, size=spec.obs_shape)
+    return Transition(
+        obs=jnp.asarray(obs[:T]),
+        action=jnp.asarray(rng.integers(0, spec.num_actions, (T, N)), jnp.int32),
+        log_prob=jnp.zeros((T, N)),
+        reward=jnp.asarray(rng.normal(size=(T, N)), jnp.float32),
+        terminated=jnp.asarray(terminated),
+        truncated=jnp.asarray(truncated),
+        next_obs=jnp.asarray(next_obs),
+        episode_return=jnp.zeros((T, N)),
+        episode_length=jnp.zeros((T, N), jnp.int32),
+    )
+
+
+def np_gae(r, stop, done, v, v_next, gamma, lam):
+    """GAE by a plain loop: δₜ = rₜ + γ(1 − stopₜ)·v_nextₜ − vₜ, recursion cut where done."""
+    T, N = r.shape
+    adv = np.zeros((T, N))
+    for n in range(N):
+        a = 0.0
+        for t in reversed(range(T)):
+            delta = r[t, n] + gamma * (1.0 - stop[t, n]) * v_next[t, n] - v[t, n]
+            a = delta + gamma * lam * (1.0 - done[t, n]) * a
+            adv[t, n] = a
+    return adv
+
+
+def test_advantages_are_truncation_correct_gae(cartpole):
+    """``advantages`` is GAE with δₜ = c·rₜ + γ(1 − terminatedₜ)·V(next_obsₜ) − V(obsₜ) and the
+    recursion cut where an episode ended (terminated or truncated), against a numpy loop on
+    the network's own values. Discounting by ``done`` or bootstrapping from obs[t+1] gives
+    another answer on this batch, so the batch pins the semantics."""
+    spec = envs.spec(*cartpole)
+    gamma, lam, c = 0.9, 0.8, 0.5
+    config = ppo.PPOConfig(gamma=gamma, gae_lambda=lam, reward_scale=c)
+    params = ppo.init(jax.random.key(3), config, spec).params
+    traj = _ended_batch(spec)
+    adv, v_old = jax.jit(ppo.advantages, static_argnums=(2, 3))(params, traj, config, spec)
+    assert adv.shape == v_old.shape == (6, 3)
+
+    apply, _ = common.actor_critic_network(
+        spec, config.hidden_size, config.num_layers, config.activation
+    )
+    v = np.asarray(apply(params, traj.obs)[1], np.float64)
+    v_next = np.asarray(apply(params, traj.next_obs)[1], np.float64)
+    r = c * np.asarray(traj.reward, np.float64)
+    term = np.asarray(traj.terminated, np.float64)
+    done = np.asarray(traj.done, np.float64)
+    want = np_gae(r, term, done, v, v_next, gamma, lam)
+    np.testing.assert_allclose(v_old, v, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(adv, want, rtol=1e-4, atol=1e-5)
+
+    # The two likely mistakes give other advantages on this batch.
+    v_succ = np.concatenate([v[1:], v_next[-1:]])  # V(obs[t+1]), V(next_obs) at the cut
+    by_done = np_gae(r, done, done, v, v_next, gamma, lam)
+    from_obs = np_gae(r, term, done, v, v_succ, gamma, lam)
+    for name, wrong in (("discount by done", by_done), ("bootstrap from obs[t+1]", from_obs)):
+        assert np.abs(wrong - np.asarray(adv)).max() > 1e-2, name

@@ -8,6 +8,7 @@ import pytest
 
 from rljax import envs, evaluation, returns
 from rljax.agents import common, reinforce
+from rljax.run import loop
 from rljax.types import Transition
 
 T, N = 7, 3
@@ -176,9 +177,10 @@ def test_train_jit_vmap_two_seeds(cartpole, baseline):
         total_steps=96, num_envs=2, num_steps=16, hidden_size=8, baseline=baseline
     )
     config.validate(spec)
-    train = jax.jit(jax.vmap(reinforce.make_train(config, env, env_params)))
-    state, metrics = train(jax.random.split(jax.random.key(0), 2))
-    assert state.obs.shape == (2, 2, 4)
+    train = jax.jit(jax.vmap(loop.make_train(reinforce.AGENT, config, env, env_params)))
+    carry, metrics = train(jax.random.split(jax.random.key(0), 2))
+    state = carry.agent
+    assert carry.obs.shape == (2, 2, 4)
     np.testing.assert_array_equal(state.env_steps, [96, 96])
     np.testing.assert_array_equal(state.update, [3, 3])
     if not baseline:
@@ -186,26 +188,27 @@ def test_train_jit_vmap_two_seeds(cartpole, baseline):
     for k, v in metrics.items():
         assert v.shape == (2, 3), k
         assert np.all(np.isfinite(v)), k
-    act = reinforce.make_act(config, env, env_params)
-    p0 = jax.tree.map(lambda x: x[0], state.policy_params)
+    act = reinforce.make_act(config, spec)
+    p0 = jax.tree.map(lambda x: x[0], reinforce.AGENT.params(state))
     greedy = lambda k, p, o: act(k, p, o, True)
     r = evaluation.evaluate(jax.random.key(2), greedy, p0, env, env_params, 4)
     assert r.shape == (4,) and np.all(r >= 1)
 
 
 def test_update_step_does_not_retrace(cartpole):
-    env, env_params, _ = cartpole
+    env, env_params, spec = cartpole
     config = reinforce.ReinforceConfig(num_envs=2, num_steps=8, hidden_size=8, total_steps=64)
+    update = loop.update_fn(reinforce.AGENT, config, spec, env, env_params, False)
     traces = []
 
-    def step(state):
+    def step(carry):
         traces.append(1)
-        return reinforce.update_step(state, config, env, env_params)
+        return update(carry)
 
     step = jax.jit(step)
-    state = reinforce.init(jax.random.key(0), config, env, env_params)
+    carry = loop.init_fn(reinforce.AGENT, config, spec, env, env_params)(jax.random.key(0))
     for _ in range(3):
-        state, _ = step(state)
+        carry, _ = step(carry)
     assert len(traces) == 1
 
 
@@ -229,11 +232,11 @@ def test_no_baseline_flag_name():
 def test_learns_cartpole(cartpole):
     env, env_params, spec = cartpole
     config = reinforce.ReinforceConfig(**reinforce.PRESETS["default"])
-    train = jax.jit(jax.vmap(reinforce.make_train(config, env, env_params)))
+    train = jax.jit(jax.vmap(loop.make_train(reinforce.AGENT, config, env, env_params)))
     keys = jax.random.split(jax.random.key(0), 8)
-    state, _ = train(keys)
-    act = reinforce.make_act(config, env, env_params)
+    carry, _ = train(keys)
+    act = reinforce.make_act(config, spec)
     greedy = lambda k, p, o: act(k, p, o, True)
     ev = jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, env, env_params, 100))
-    mean = ev(keys, state.policy_params).mean(-1)
+    mean = ev(keys, carry.agent.policy_params).mean(-1)
     assert int((mean >= spec.solved_threshold).sum()) >= 7, mean

@@ -8,6 +8,7 @@ import pytest
 
 from rljax import envs, evaluation
 from rljax.agents import common, td_actor_critic
+from rljax.run import loop
 from rljax.types import Transition
 
 T, N = 2, 4
@@ -119,8 +120,9 @@ def test_train_jit_vmap_two_seeds(cartpole, num_steps):
         total_steps=60 * num_steps, num_envs=4, num_steps=num_steps, hidden_size=8
     )
     config.validate(spec)
-    train = jax.jit(jax.vmap(td_actor_critic.make_train(config, env, env_params)))
-    state, metrics = train(jax.random.split(jax.random.key(0), 2))
+    train = jax.jit(jax.vmap(loop.make_train(td_actor_critic.AGENT, config, env, env_params)))
+    carry, metrics = train(jax.random.split(jax.random.key(0), 2))
+    state = carry.agent
     np.testing.assert_array_equal(state.env_steps, [60 * num_steps] * 2)
     np.testing.assert_array_equal(state.update, [15, 15])
     for k, v in metrics.items():
@@ -130,24 +132,25 @@ def test_train_jit_vmap_two_seeds(cartpole, num_steps):
     assert np.all(metrics["episode_count"].sum(-1) > 0)
     np.testing.assert_allclose(metrics["ema_return"][:, -1], state.ema_return)
     assert np.all(state.ema_return > 0)
-    act = td_actor_critic.make_act(config, env, env_params)
-    p0 = jax.tree.map(lambda x: x[0], state.actor_params)
-    assert act(jax.random.key(2), p0, state.obs[0], True).shape == (4,)
+    act = td_actor_critic.make_act(config, spec)
+    p0 = jax.tree.map(lambda x: x[0], td_actor_critic.AGENT.params(state))
+    assert act(jax.random.key(2), p0, carry.obs[0], True).shape == (4,)
 
 
 def test_update_step_does_not_retrace(cartpole):
-    env, env_params, _ = cartpole
+    env, env_params, spec = cartpole
     config = td_actor_critic.TDActorCriticConfig(num_envs=2, hidden_size=8, total_steps=64)
+    update = loop.update_fn(td_actor_critic.AGENT, config, spec, env, env_params, False)
     traces = []
 
-    def step(state):
+    def step(carry):
         traces.append(1)
-        return td_actor_critic.update_step(state, config, env, env_params)
+        return update(carry)
 
     step = jax.jit(step)
-    state = td_actor_critic.init(jax.random.key(0), config, env, env_params)
+    carry = loop.init_fn(td_actor_critic.AGENT, config, spec, env, env_params)(jax.random.key(0))
     for _ in range(3):
-        state, _ = step(state)
+        carry, _ = step(carry)
     assert len(traces) == 1
 
 
@@ -166,11 +169,11 @@ def test_validate_rejects_bad_field(cartpole):
 def test_learns_cartpole(cartpole):
     env, env_params, spec = cartpole
     config = td_actor_critic.TDActorCriticConfig(**td_actor_critic.PRESETS["default"])
-    train = jax.jit(jax.vmap(td_actor_critic.make_train(config, env, env_params)))
+    train = jax.jit(jax.vmap(loop.make_train(td_actor_critic.AGENT, config, env, env_params)))
     keys = jax.random.split(jax.random.key(0), 8)
-    state, _ = train(keys)
-    act = td_actor_critic.make_act(config, env, env_params)
+    carry, _ = train(keys)
+    act = td_actor_critic.make_act(config, spec)
     greedy = lambda k, p, o: act(k, p, o, True)
     ev = jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, env, env_params, 100))
-    mean = ev(keys, state.actor_params).mean(-1)
+    mean = ev(keys, carry.agent.actor_params).mean(-1)
     assert int((mean >= spec.solved_threshold).sum()) >= 7, mean
