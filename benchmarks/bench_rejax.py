@@ -83,7 +83,7 @@ class DoneAdapter:
 
 def _run_sharding(devices: int):
     """The seed axis sharded over ``devices`` devices (None for one), for the rejax side, whose
-    interpreter has no rljax (the rljax side uses ``rljax.io.experiment.run_sharding``)."""
+    interpreter has no rljax (the rljax side uses ``rljax.io.parallel.run_sharding``)."""
     import jax
 
     if devices == 1:
@@ -197,10 +197,9 @@ def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices
     import jax
     import numpy as np
 
-    from rljax import batching, envs, evaluation
-    from rljax.agents import AGENTS, ppo
-    from rljax.io import experiment
-    from rljax.rollout import rollout
+    from rljax import envs, evaluation
+    from rljax.agents import AGENTS
+    from rljax.run import experiment, loop, parallel, results
 
     agent = AGENTS["ppo"]
     env, env_params = envs.make("CartPole-v1")
@@ -210,14 +209,14 @@ def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices
     n = config.total_steps // per_update
     keys = experiment.run_keys(0, num_seeds)
     # As experiments/train.py runs it: each device trains its seeds in vmapped blocks.
-    sharding = experiment.run_sharding(devices, num_seeds)
-    train = batching.map_runs(
-        agent.make_train(config, env, env_params), batching.default_block(), sharding
+    sharding = parallel.run_sharding(devices, num_seeds)
+    train = parallel.map_runs(
+        loop.make_train(agent, config, env, env_params), parallel.default_block(), sharding
     )
-    (state, _), compile_s, run_s = _timed_compile_and_run(train, keys, sharding)
+    (carry, _), compile_s, run_s = _timed_compile_and_run(train, keys, sharding)
 
-    act = agent.make_act(config, env, env_params)
-    params = agent.policy_params(state)
+    act = agent.make_act(config, spec)
+    params = agent.params(carry.agent)
 
     def one(k, p):
         fn = lambda kk, pp, o: act(kk, pp, o, True)  # noqa: E731
@@ -229,32 +228,30 @@ def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices
     eval_s = time.perf_counter() - t
     out = _common(
         "rljax", num_seeds, n * per_update, compile_s, run_s, returns, eval_s,
-        experiment.versions(), devices,
+        results.versions(), devices,
     )  # fmt: skip
     if profile:
-        out["profile"] = _profile_rljax(config, env, env_params, spec, keys, n, rollout, ppo)
+        out["profile"] = _profile_rljax(agent, config, env, env_params, spec, keys, n)
         out["profile"]["full_train_run_s"] = out["run_s"]
     return out
 
 
-def _profile_rljax(config, env, env_params, spec, keys, n, rollout, ppo) -> dict:
-    """Rollout-only: the same ``n`` rollouts with the initial parameters, no learning."""
+def _profile_rljax(agent, config, env, env_params, spec, keys, n) -> dict:
+    """Rollout-only: the same ``n`` collections with the initial parameters, no learning."""
     import jax
 
-    policy, env_action = ppo.make_policy(config, spec)
+    from rljax.run import loop
+
+    init = loop.init_fn(agent, config, spec, env, env_params)
+    collect = loop.collect_fn(agent, config, spec, env, env_params, False)
 
     def rollouts_only(key):
-        s = ppo.init(key, config, env, env_params)
+        def body(carry, _):
+            env_state, obs, traj = collect(carry)
+            state = carry.agent._replace(key=jax.random.split(carry.agent.key)[0])
+            return carry._replace(agent=state, env_state=env_state, obs=obs), traj.reward.sum()
 
-        def body(carry, k):
-            env_state, obs = carry
-            env_state, obs, traj = rollout(
-                k, policy, s.params, env, env_params, env_state, obs, config.num_steps,
-                env_action=env_action,
-            )  # fmt: skip
-            return (env_state, obs), traj.reward.sum()
-
-        return jax.lax.scan(body, (s.env_state, s.obs), jax.random.split(key, n))[1]
+        return jax.lax.scan(body, init(key), None, length=n)[1]
 
     _, compile_s, run_s = _timed_compile_and_run(jax.vmap(rollouts_only), keys)
     return {"rollout_only_compile_s": round(compile_s, 3), "rollout_only_run_s": round(run_s, 3)}

@@ -39,19 +39,21 @@ def measure(
 ) -> dict:
     import jax
 
-    from rljax import batching, envs
+    from rljax import envs
     from rljax.agents import AGENTS
-    from rljax.io import experiment
+    from rljax.run import experiment, loop, parallel
 
     agent = AGENTS[agent_name]
     env, env_params = envs.make(env_name)
     spec = envs.spec(env, env_params)
     config = experiment.build_config(agent, preset, {"total_steps": steps}, spec)
     keys = experiment.run_keys(0, num_seeds)
-    runs_per_block = batching.default_block() if block == "auto" else parse_block(block)
-    n_dev = experiment.auto_devices(num_seeds) if devices == "auto" else int(devices)
-    sharding = experiment.run_sharding(n_dev, num_seeds)
-    train = batching.map_runs(agent.make_train(config, env, env_params), runs_per_block, sharding)
+    runs_per_block = parallel.default_block() if block == "auto" else parse_block(block)
+    n_dev = parallel.auto_devices(num_seeds) if devices == "auto" else int(devices)
+    sharding = parallel.run_sharding(n_dev, num_seeds)
+    # The runner's program (rljax.run.loop), all updates in one chunk.
+    train = loop.make_train(agent, config, env, env_params)
+    train = parallel.map_runs(train, runs_per_block, sharding)
     shardings = {} if sharding is None else dict(in_shardings=sharding, out_shardings=sharding)
     train = jax.jit(train, **shardings)
     t = time.perf_counter()

@@ -58,13 +58,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from rljax import envs
     from rljax.agents import AGENTS
-    from rljax.io import experiment, render
+    from rljax.io import render
+    from rljax.run import experiment, loop
 
     agent = AGENTS[cfg["agent"]]
     env, env_params = envs.make(cfg["env"])
     config = agent.config(**cfg["config"])
     keys = jax.vmap(jax.random.split)(experiment.run_keys(cfg["seed"], num_seeds))
-    init = jax.vmap(lambda k: agent.init(k, config, env, env_params))
+    spec = envs.spec(env, env_params)
+    init = jax.vmap(loop.init_fn(agent, config, spec, env, env_params))
     mngr = checkpoint.manager(d / "checkpoints")
     try:
         state, _ = checkpoint.restore(mngr, mngr.latest_step(), jax.eval_shape(init, keys[:, 0]))
@@ -81,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             run = int(np.argsort(returns)[len(returns) // 2])
         else:
             run = 0
-    params = jax.tree.map(lambda x: x[run], agent.policy_params(state))
-    act = agent.make_act(config, env, env_params)
+    params = jax.tree.map(lambda x: x[run], agent.params(state.agent))
+    act = agent.make_act(config, spec)
     states, rewards = render.rollout_states(
         jax.random.fold_in(keys[run, 1], 2), act, params, env, env_params
     )

@@ -190,10 +190,11 @@ def setting_name(setting: dict) -> str:
 def _write_setting(work: Path, dest: Path, block: range, summary: dict, cfg_json: dict, spec):
     """Per-setting results folder cut out of the combined run."""
     from rljax import stats
-    from rljax.io import experiment, plots
+    from rljax.io import plots
+    from rljax.run import results
 
     dest.mkdir(parents=True, exist_ok=True)
-    experiment.write_json(dest / "config.json", cfg_json)
+    results.write_json(dest / "config.json", cfg_json)
     rows = list(csv.reader((work / "metrics.csv").read_text().splitlines()))
     with open(dest / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -216,7 +217,7 @@ def _write_setting(work: Path, dest: Path, block: range, summary: dict, cfg_json
             if k in ("iqm", "iqm_ci", "mean", "mean_ci", "median", "median_ci")
         }
     )
-    experiment.write_json(dest / "summary.json", s)
+    results.write_json(dest / "summary.json", s)
     plots.plot_curves(
         [(dest.name, plots.read_metrics(dest / "metrics.csv"))],
         dest / "curves.png",
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     from rljax import envs
     from rljax.agents import AGENTS, ConfigError
     from rljax.agents.common import check_positive_int
-    from rljax.io import experiment
+    from rljax.run import experiment, parallel, results
 
     try:
         args = _parser(list(AGENTS), list(envs.ENVS)).parse_args(argv)
@@ -256,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                 configs.append(cfg)
             plans.append((loop, base_cfg, configs))
         runs = len(grid) * args.num_seeds
-        devices = experiment.parse_devices(args.devices, runs)
-        experiment.check_devices(devices, runs)
+        devices = parallel.parse_devices(args.devices, runs)
+        parallel.check_devices(devices, runs)
         out = args.out or Path("results") / f"sweep_{args.agent}_{args.env}"
         if out.exists() and any(out.iterdir()):
             if not (out / "sweep.csv").exists() and not (out / "_runs").exists():
@@ -313,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                 "total_steps": cfg.total_steps,
                 "preset": args.preset,
                 "setting": {**loop, **setting},
-                "config": experiment.config_dict(cfg),
-                "versions": experiment.versions(),
+                "config": results.config_dict(cfg),
+                "versions": results.versions(),
             }
             s = _write_setting(work, out / name, block, result.summary, cfg_json, spec)
             table.append(

@@ -185,7 +185,8 @@ def _given(argv: list[str]) -> set[str]:
 def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Namespace, dict]:
     """The saved run's settings; any flag given that disagrees with them is an error."""
     from rljax.agents import AGENTS
-    from rljax.io import checkpoint, experiment
+    from rljax.io import checkpoint
+    from rljax.run import results
 
     d = args.resume
     if not (d / "config.json").is_file():
@@ -218,10 +219,10 @@ def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Nam
                 f"{saved['config'].get(name)}; got {getattr(args, name)}"
             )
     saved_major = str(saved.get("versions", {}).get("rljax", "0")).split(".")[0]
-    if saved_major != experiment.versions()["rljax"].split(".")[0]:
+    if saved_major != results.versions()["rljax"].split(".")[0]:
         raise UsageError(
             f"--resume {d}: written by rljax {saved['versions'].get('rljax')}, "
-            f"incompatible with {experiment.versions()['rljax']}"
+            f"incompatible with {results.versions()['rljax']}"
         )
     for name in RUN_FLAGS:
         setattr(args, name, saved[name])
@@ -332,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     from rljax import envs, envs_gymnasium
     from rljax.agents import AGENTS, ConfigError
     from rljax.agents.common import check_positive_int
-    from rljax.io import experiment, trackers
+    from rljax.io import trackers
     from rljax.io.checkpoint import CheckpointError
+    from rljax.run import experiment, parallel, results
 
     error = None
     try:
@@ -342,12 +344,12 @@ def main(argv: list[str] | None = None) -> int:
             args, overrides = resume_args(args, argv)
         check_positive_int("num_seeds", args.num_seeds)
         check_positive_int("checkpoint_every", args.checkpoint_every)
-        args.devices = experiment.parse_devices(
+        args.devices = parallel.parse_devices(
             args.devices or ("all" if multi else "auto"), args.num_seeds
         )
         args.seed_block = parse_seed_block(args.seed_block)
         if multi:
-            have = experiment.available_devices()
+            have = parallel.available_devices()
             if args.devices != have:
                 raise UsageError(
                     f"--devices {args.devices}: a run over {args.num_processes} processes uses "
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"--num-seeds {args.num_seeds} is not divisible by the {have} devices of "
                     f"the {args.num_processes} processes"
                 )
-        experiment.check_devices(args.devices, args.num_seeds)
+        parallel.check_devices(args.devices, args.num_seeds)
         check_positive_int("num_chunks", args.num_chunks)
         check_positive_int("eval_episodes", args.eval_episodes)
         agent = AGENTS[args.agent]
@@ -368,8 +370,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"--num-processes > 1 is not supported for Gymnasium envs ({args.env})"
             )
         if bridged:
-            from rljax.io import bridged as bridged_runner
-
             if args.resume is not None:
                 raise UsageError(f"--resume is not supported for Gymnasium envs ({args.env})")
             spec = envs_gymnasium.spec(args.env)
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = envs.spec(env, env_params)
         config = experiment.build_config(agent, args.preset, overrides, spec)
         out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
-        primary = experiment.is_primary()  # only process 0 writes --out
+        primary = parallel.is_primary()  # only process 0 writes --out
         if args.resume is None and primary:
             check_out(out, args.overwrite)
         for flag, module in (("tensorboard", "tensorboardX"), ("wandb", "wandb")):
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if primary and args.resume is None and out.exists() and args.overwrite:
-        for name in [*experiment.RESULT_FILES, "checkpoints"]:
+        for name in [*results.RESULT_FILES, "checkpoints"]:
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -415,55 +415,39 @@ def main(argv: list[str] | None = None) -> int:
         "preset": args.preset,
         "eval_episodes": args.eval_episodes,
         "num_chunks": args.num_chunks,
-        "config": experiment.config_dict(config),
-        "versions": experiment.versions(),
+        "config": results.config_dict(config),
+        "versions": results.versions(),
     }
     if bridged:
         run_info["vector_mode"] = args.vector_mode
     if multi:
         run_info["num_processes"] = args.num_processes
     if args.resume is None and primary:
-        experiment.write_json(out / "config.json", run_info)
+        results.write_json(out / "config.json", run_info)
     tracking = None
     if primary and (args.tensorboard or args.wandb):
         tracking = trackers.Trackers(out, run_info, args.tensorboard, args.wandb)
     try:
-        if bridged:
-            result = bridged_runner.train_and_evaluate(
-                agent,
-                config,
-                args.env,
-                args.num_seeds,
-                args.seed,
-                out,
-                num_chunks=args.num_chunks,
-                eval_episodes=args.eval_episodes,
-                quiet=args.quiet,
-                vector_mode=args.vector_mode,
-                running_thresholds=()
-                if args.running_threshold is None
-                else (args.running_threshold,),
-                extra_summary={"preset": args.preset},
-            )
-        else:
-            result = experiment.train_and_evaluate(
-                agent,
-                config,
-                args.env,
-                args.num_seeds,
-                args.seed,
-                out,
-                num_chunks=args.num_chunks,
-                eval_episodes=args.eval_episodes,
-                quiet=args.quiet,
-                checkpoint_every=None if multi else args.checkpoint_every,
-                devices=args.devices,
-                seed_block=args.seed_block,
-                resume=args.resume is not None,
-                extra_summary={"preset": args.preset},
-                trackers=tracking,
-            )
-    except experiment.NonFiniteError as e:
+        result = experiment.train_and_evaluate(
+            agent,
+            config,
+            args.env,
+            args.num_seeds,
+            args.seed,
+            out,
+            num_chunks=args.num_chunks,
+            eval_episodes=args.eval_episodes,
+            quiet=args.quiet,
+            checkpoint_every=None if multi else args.checkpoint_every,
+            devices=args.devices,
+            seed_block=args.seed_block,
+            resume=args.resume is not None,
+            vector_mode=args.vector_mode,
+            running_thresholds=() if args.running_threshold is None else (args.running_threshold,),
+            extra_summary={"preset": args.preset},
+            trackers=tracking,
+        )
+    except results.NonFiniteError as e:
         kept = "" if multi else f"; the last good checkpoint is in {out / 'checkpoints'}"
         print(f"{PROG}: stopped: {e}{kept}", file=sys.stderr)
         return 1
@@ -476,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     if not primary:
         print(f"{PROG}: process {args.process_id} done; process 0 writes the results")
         return 0
-    experiment.write_json(out / "summary.json", result.summary)
+    results.write_json(out / "summary.json", result.summary)
     s = result.summary
     solved = "" if s["solved_count"] is None else f", solved {s['solved_count']}/{s['num_seeds']}"
     print(

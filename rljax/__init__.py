@@ -35,7 +35,6 @@ __version__ = "0.1.0"
 # Loaded on first attribute access (module __getattr__), so `import rljax` stays light.
 _LAZY = (
     "agents",
-    "batching",
     "envs",
     "envs_gymnasium",
     "evaluation",

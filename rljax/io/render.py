@@ -121,7 +121,7 @@ def rollout_states(
     Args:
       key: PRNG key.
       act: ``act(key, params, obs[N, ...], greedy) -> action[N, ...]`` (an agent's
-        ``make_act(config, env, env_params)``); called with ``greedy=True``. It is a static
+        ``make_act(config, spec)``); called with ``greedy=True``. It is a static
         argument of the jitted rollout: pass the same function object to reuse the compilation.
       params: the policy parameters ``act`` takes.
       env: a gymnax environment.

@@ -1,0 +1,198 @@
+"""What a run writes: the metrics table, progress lines, finite checks, the summary's numbers.
+
+Host-side (numpy) helpers shared by every env family's runner (:mod:`rljax.run.experiment`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "episode.gif")
+PACKAGES = ("rljax", "jax", "jaxlib", "flax", "optax", "distrax", "chex", "gymnax", "gymnasium")
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced non-finite parameters or losses."""
+
+
+def versions() -> dict[str, str]:
+    """Python's and the stack's versions ("unknown" for a package not installed)."""
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` atomically (a temporary file, then a rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+def summarise_chunk(metrics: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per-seed values of a chunk's metrics ([S, U] arrays -> [S]).
+
+    ``episode_return`` is the mean return of the episodes completed in the chunk (NaN if none),
+    ``ema_*`` metrics take their last value, the others their mean over the chunk's updates.
+    """
+    m = {k: np.asarray(v) for k, v in metrics.items()}
+    count = m.pop("episode_count").sum(1)
+    total = m.pop("episode_return_sum").sum(1)
+    out = {
+        "episodes": count,
+        "episode_return": np.where(count > 0, total / np.maximum(count, 1), np.nan),
+    }
+    for k, v in m.items():
+        out[k] = v[:, -1] if k.startswith("ema_") else v.mean(1)
+    return out
+
+
+def check_finite(per_seed: dict[str, np.ndarray], update: int, finite: np.ndarray) -> None:
+    """Stop with one line naming the update, seeds and metric if anything is non-finite.
+
+    ``finite`` [S] says whether each run's parameters are all finite.
+    """
+    for name, values in per_seed.items():
+        bad = np.flatnonzero(~np.isfinite(values) & (name != "episode_return"))
+        if bad.size:
+            raise NonFiniteError(
+                f"non-finite {name} by update {update} in seed(s) {', '.join(map(str, bad))}"
+            )
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise NonFiniteError(
+            f"non-finite parameters by update {update} in seed(s) {', '.join(map(str, bad))}"
+        )
+
+
+class MetricsTable:
+    """``metrics.csv``: one row per seed per chunk (seed, update, env_steps, metrics...).
+
+    With ``resume_at`` the rows of an earlier run up to that update are kept.
+    """
+
+    def __init__(self, path: Path | None, resume_at: int | None = None):
+        self.header, rows = _read_rows(path, resume_at) if resume_at is not None else (None, [])
+        self.file = open(path if path is not None else "/dev/null", "w", newline="")  # noqa: SIM115
+        self.writer = csv.writer(self.file)
+        if self.header is not None:
+            self.writer.writerows([self.header, *rows])
+
+    def write(self, update: int, env_steps: np.ndarray, per_seed: dict[str, np.ndarray]) -> None:
+        if self.header is None:
+            self.header = ["seed", "update", "env_steps", *per_seed]
+            self.writer.writerow(self.header)
+        for s in range(len(env_steps)):
+            row = [s, update, int(env_steps[s])]
+            for k in self.header[3:]:
+                v = float(per_seed[k][s])
+                row.append("" if math.isnan(v) else f"{v:.6g}")
+            self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _read_rows(path: Path, max_update: int) -> tuple[list[str] | None, list[list[str]]]:
+    """Header and rows of an existing metrics.csv up to ``max_update`` (for resuming)."""
+    if not path.exists():
+        return None, []
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return None, []
+    return rows[0], [r for r in rows[1:] if r and int(r[1]) <= max_update]
+
+
+class Progress:
+    """One status line per chunk on stderr: env steps, steps/s, ETA, mean return."""
+
+    def __init__(self, total_steps: int, num_seeds: int, quiet: bool):
+        self.total, self.num_seeds, self.quiet = total_steps, num_seeds, quiet
+        self.start = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, steps: int, returns: np.ndarray) -> None:
+        if self.quiet:
+            return
+        mean_return = float(np.nanmean(returns)) if np.isfinite(returns).any() else math.nan
+        elapsed = time.perf_counter() - self.start
+        rate = steps * self.num_seeds / max(elapsed, 1e-9)
+        eta = (self.total - steps) * self.num_seeds / max(rate, 1e-9)
+        frac = steps / self.total
+        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+        ret = "n/a" if math.isnan(mean_return) else f"{mean_return:8.1f}"
+        line = (
+            f"[{bar}] {steps:>10,}/{self.total:,} steps/seed | {rate:>11,.0f} steps/s | "
+            f"ETA {eta:5.0f}s | return {ret}"
+        )
+        print(("\r" if self.tty else "") + line, end="" if self.tty else "\n", file=sys.stderr)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            print(file=sys.stderr)
+
+
+def evaluation_summary(greedy: np.ndarray, sampled: np.ndarray, threshold, solved_at) -> dict:
+    """The summary's evaluation fields from greedy and sampled returns [S, E]."""
+    from rljax import stats
+
+    greedy_mean = greedy.mean(1)
+    solved = None if threshold is None else greedy_mean >= threshold
+    agg = stats.aggregate(greedy_mean, reps=2000, seed=0)
+    return {
+        "eval_returns": [round(float(x), 4) for x in greedy_mean],
+        "eval_returns_sampled": [round(float(x), 4) for x in sampled.mean(1)],
+        "solved_threshold": threshold,
+        "solved": None if solved is None else [bool(x) for x in solved],
+        "solved_count": None if solved is None else int(np.sum(solved)),
+        "solved_fraction": None if solved is None else float(np.mean(solved)),
+        "episodes_to_solve": [int(x) if x >= 0 else None for x in np.asarray(solved_at)],
+        **{k: agg[k] for k in ("iqm", "iqm_ci", "mean", "mean_ci", "median", "median_ci")},
+    }
+
+
+def median_seed(greedy_mean: np.ndarray) -> int:
+    """The seed whose greedy mean return is the median (the upper one for an even count)."""
+    return int(np.argsort(greedy_mean)[len(greedy_mean) // 2])
+
+
+def plot_curves(out: Path, agent_name: str, num_seeds: int, spec, suffix: str = "") -> None:
+    """``curves.png`` from ``metrics.csv``: every seed's training returns."""
+    from rljax.io import plots
+
+    plots.plot_curves(
+        [(f"{agent_name} ({num_seeds} seeds)", plots.read_metrics(out / "metrics.csv"))],
+        out / "curves.png",
+        threshold=spec.solved_threshold,
+        title=f"{agent_name} on {spec.name}{suffix}",
+    )
