@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     xla_cpu.configure_script("auto")  # before JAX starts: one JAX device per CPU core
     from rljax import envs
     from rljax.agents import AGENTS, ConfigError
-    from rljax.agents.common import check_positive_int
+    from rljax.agents.base import check_positive_int
     from rljax.run import experiment, parallel, results
 
     try:

@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rljax import envs, envs_gymnasium
     from rljax.agents import AGENTS, ConfigError
-    from rljax.agents.common import check_positive_int
+    from rljax.agents.base import check_positive_int
     from rljax.io import trackers
     from rljax.io.checkpoint import CheckpointError
     from rljax.run import experiment, parallel, results

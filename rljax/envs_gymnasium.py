@@ -20,7 +20,7 @@ ready for a jitted, seed-vmapped learning step.
 
 Environments are named ``gymnasium:ID`` on the command line (``gymnasium:LunarLander-v3``).
 Box2D environments need the ``gymnasium`` extra; without it :func:`make_env` raises a
-:class:`~rljax.agents.common.ConfigError` whose one line says what to install.
+:class:`~rljax.agents.base.ConfigError` whose one line says what to install.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from rljax.agents.common import ConfigError
+from rljax.agents.base import ConfigError
 from rljax.envs import EnvSpec
 from rljax.types import Array, Params, PRNGKey, Transition
 

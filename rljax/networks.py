@@ -7,10 +7,12 @@ https://arxiv.org/abs/2006.05990).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import distrax
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -135,3 +137,38 @@ def categorical(logits: Array) -> distrax.Categorical:
 def diag_gaussian(mean: Array, log_std: Array) -> distrax.MultivariateNormalDiag:
     """A diagonal Gaussian; its ``log_prob`` sums over the action dimension."""
     return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+
+
+class CriticEnsemble(NamedTuple):
+    """An actor and K critics over stacked parameters.
+
+    ``actor(params, obs[..., O]) -> a[..., A]``; ``critic(params, obs, a) -> q[K, ...]``;
+    ``critic_one(params of one critic, obs, a) -> q[...]``; ``init_actor(key, obs)``;
+    ``init_critic(key, obs, action)`` gives parameters with a leading [K] axis.
+    """
+
+    actor: Callable
+    critic: Callable
+    critic_one: Callable
+    init_actor: Callable
+    init_critic: Callable
+
+
+def critic_ensemble(actor: nn.Module, q: nn.Module, num_critics: int) -> CriticEnsemble:
+    """``actor`` and ``num_critics`` copies of the critic ``q`` (each its own initialisation).
+
+    The critics' parameters are stacked on a leading axis; :attr:`CriticEnsemble.critic`
+    applies each critic to its slice (plain matmuls under a seed ``vmap`` rather than doubly
+    batched ones) and stacks the values [K, ...].
+    """
+    k = num_critics
+
+    def critic(params, obs, action):
+        return jnp.stack(
+            [q.apply(jax.tree.map(lambda x, i=i: x[i], params), obs, action) for i in range(k)]
+        )
+
+    def init_critic(key, obs, action):
+        return jax.vmap(q.init, (0, None, None))(jax.random.split(key, k), obs, action)
+
+    return CriticEnsemble(actor.apply, critic, q.apply, actor.init, init_critic)

@@ -1,10 +1,10 @@
 """Agents: one module per algorithm, each composing the shared modules.
 
-``AGENTS`` maps an ``--agent`` name to its :class:`~rljax.agents.common.Agent` record.
+``AGENTS`` maps an ``--agent`` name to its :class:`~rljax.agents.base.Agent` record.
 """
 
 from rljax.agents import a2c, ddpg, ppo, reinforce, td3, td_actor_critic
-from rljax.agents.common import Agent, ConfigError
+from rljax.agents.base import Agent, ConfigError
 
 AGENTS: dict[str, Agent] = {
     m.AGENT.name: m.AGENT for m in (a2c, reinforce, td_actor_critic, ddpg, td3, ppo)

@@ -15,8 +15,7 @@ units with the episode's Monte-Carlo statistics: b = mean(G) + std(G)·V(s_final
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,77 +23,42 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, returns
-from rljax.agents import common
+from rljax.agents import base, presets
 from rljax.rollout import first_episode_mask
 from rljax.types import Array, Params, PRNGKey, Transition
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # The Keras tutorial's hyperparameters (seeds 000/001).
-    "keras": dict(
-        mode="monte_carlo",
-        num_envs=1,
-        hidden_size=128,
-        num_layers=1,
-        activation="relu",
-        shared_trunk=True,
-        value_loss="huber",
-        reduction="sum",
-        lr=0.01,
-        gamma=0.99,
-        vf_coef=1.0,
-        ent_coef=0.0,
-        max_grad_norm=0.0,
-        adam_eps=1e-7,
-        anneal_lr=False,
-        total_steps=500_000,
-    ),
-}
-PRESETS["monte_carlo"] = PRESETS["keras"]
+S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
 class A2CConfig:
     """A2C hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
 
-    # Loop and shape (static).
-    mode: str = struct.field(pytree_node=False, default="gae")  # "gae" or "monte_carlo"
-    total_steps: int = struct.field(pytree_node=False, default=500_000)  # env steps per seed
-    num_envs: int = struct.field(pytree_node=False, default=8)
-    num_steps: int = struct.field(pytree_node=False, default=8)  # rollout length (gae mode)
-    hidden_size: int = struct.field(pytree_node=False, default=64)
-    num_layers: int = struct.field(pytree_node=False, default=2)
-    activation: str = struct.field(pytree_node=False, default="tanh")
-    shared_trunk: bool = struct.field(pytree_node=False, default=False)
-    value_loss: str = struct.field(pytree_node=False, default="l2")  # "l2" or "huber"
-    reduction: str = struct.field(pytree_node=False, default="mean")  # "mean" or "sum"
-    normalize_advantages: bool = struct.field(pytree_node=False, default=True)
-    anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
-    # Float hyperparameters (leaves).
-    lr: float = 1e-3
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    vf_coef: float = 0.5
-    ent_coef: float = 0.0
-    max_grad_norm: float = 0.5  # <= 0 turns clipping off
-    adam_eps: float = 1e-5
+    mode: str = S("gae", base.one_of("gae", "monte_carlo"))
+    total_steps: int = S(500_000, POS)  # env steps per seed
+    num_envs: int = S(8, POS)
+    num_steps: int = S(8, POS)  # rollout length (gae mode)
+    hidden_size: int = S(64, POS)
+    num_layers: int = S(2, POS)
+    activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
+    shared_trunk: bool = S(False)
+    value_loss: str = S("l2", base.one_of("l2", "huber"))
+    reduction: str = S("mean", base.one_of("mean", "sum"))
+    normalize_advantages: bool = S(True)
+    anneal_lr: bool = S(True)  # linear decay to 0
+    lr: float = L(1e-3, base.POSITIVE_FLOAT)
+    gamma: float = L(0.99, base.PROBABILITY)
+    gae_lambda: float = L(0.95, base.PROBABILITY)
+    vf_coef: float = L(0.5, base.NON_NEGATIVE)
+    ent_coef: float = L(0.0, base.NON_NEGATIVE)
+    max_grad_norm: float = L(0.5, base.FINITE)  # <= 0 turns clipping off
+    adam_eps: float = L(1e-5, base.POSITIVE_FLOAT)
 
     def validate(self, spec: envs.EnvSpec) -> None:
-        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
-        common.require_discrete(spec, "a2c")
-        common.check_choice("mode", self.mode, ("gae", "monte_carlo"))
-        for name in ("num_envs", "num_steps", "hidden_size", "num_layers"):
-            common.check_positive_int(name, getattr(self, name))
-        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
-        common.check_choice("value_loss", self.value_loss, ("l2", "huber"))
-        common.check_choice("reduction", self.reduction, ("mean", "sum"))
-        common.check_common(self.lr, self.gamma)
-        common.check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
-        common.check_float("vf_coef", self.vf_coef, 0.0)
-        common.check_float("ent_coef", self.ent_coef, 0.0)
-        common.check_float("max_grad_norm", self.max_grad_norm, -math.inf)
-        common.check_float("adam_eps", self.adam_eps, 0.0, low_open=True)
-        common.num_updates(self.total_steps, self.steps_per_update(spec))
+        """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
+        base.require_discrete(spec, "a2c")
+        base.check_fields(self)
+        base.num_updates(self.total_steps, self.steps_per_update(spec))
 
     def steps_per_update(self, spec: envs.EnvSpec) -> int:
         """Env steps simulated per update (per seed)."""
@@ -113,12 +77,12 @@ class A2CState(NamedTuple):
 def _network(config: A2CConfig, spec: envs.EnvSpec):
     """``apply(params, obs) -> (logits, value)`` and ``init(key, obs)``."""
     sizes = (config.hidden_size, config.num_layers, config.activation)
-    return common.actor_critic_network(spec, *sizes, shared_trunk=config.shared_trunk)
+    return base.actor_critic_network(spec, *sizes, shared_trunk=config.shared_trunk)
 
 
 def _optimizer(config: A2CConfig, spec: envs.EnvSpec) -> optax.GradientTransformation:
-    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
-    return common.adam(
+    n = base.num_updates(config.total_steps, config.steps_per_update(spec))
+    return base.adam(
         config.lr, config.max_grad_norm, config.adam_eps, n if config.anneal_lr else None
     )
 
@@ -127,7 +91,7 @@ def init(key: PRNGKey, config: A2CConfig, spec: envs.EnvSpec) -> A2CState:
     """Fresh parameters and optimiser state for one run."""
     key, net_key, _ = jax.random.split(key, 3)
     params = _network(config, spec)[1](net_key, jnp.zeros(spec.obs_shape, jnp.float32))
-    return A2CState(params, _optimizer(config, spec).init(params), key, **common.counters_init())
+    return A2CState(params, _optimizer(config, spec).init(params), key, **base.counters_init())
 
 
 def _logits(config: A2CConfig, spec: envs.EnvSpec):
@@ -137,21 +101,21 @@ def _logits(config: A2CConfig, spec: envs.EnvSpec):
 
 def make_act(config: A2CConfig, spec: envs.EnvSpec):
     """``act(key, params, obs[N], greedy) -> action[N]``: mode if greedy, else a sample."""
-    return common.categorical_act(_logits(config, spec))
+    return base.categorical_act(_logits(config, spec))
 
 
 def make_policy(config: A2CConfig, spec: envs.EnvSpec, warmup: bool = False):
     """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
     del warmup
     logits = _logits(config, spec)
-    return common.categorical_policy(lambda state, obs: logits(state.params, obs))
+    return base.categorical_policy(lambda state, obs: logits(state.params, obs))
 
 
-def collection(config: A2CConfig, spec: envs.EnvSpec) -> common.Collection:
+def collection(config: A2CConfig, spec: envs.EnvSpec) -> base.Collection:
     """``gae``: ``num_steps`` per env, episodes continuing; ``monte_carlo``: one episode."""
     if config.mode == "monte_carlo":
-        return common.Collection(config.num_envs, spec.max_steps, episodic=True)
-    return common.Collection(config.num_envs, config.num_steps)
+        return base.Collection(config.num_envs, spec.max_steps, episodic=True)
+    return base.Collection(config.num_envs, config.num_steps)
 
 
 def _mc_returns(config: A2CConfig, traj, v_next: Array, mask: Array) -> Array:
@@ -214,20 +178,20 @@ def learn_step(
 
     grads, loss_info = jax.grad(loss_fn, has_aux=True)(state.params)
     opt = _optimizer(config, spec)
-    params, opt_state = common.optimizer_step(opt, grads, state.opt_state, state.params)
+    params, opt_state = base.optimizer_step(opt, grads, state.opt_state, state.params)
     key = jax.random.split(state.key, 3)[0]
     metrics = {**loss_info, "grad_norm": optax.tree.norm(grads)}
     return state._replace(params=params, opt_state=opt_state, key=key), metrics
 
 
 def _collect_keys(key: PRNGKey, config: A2CConfig, spec: envs.EnvSpec):
-    return common.split_keys(key, 3, 2, collection(config, spec).num_steps)
+    return base.split_keys(key, 3, 2, collection(config, spec).num_steps)
 
 
-AGENT = common.Agent(
+AGENT = base.Agent(
     name="a2c",
     config=A2CConfig,
-    presets=PRESETS,
+    presets=presets.A2C,
     init=init,
     collection=collection,
     make_policy=make_policy,

@@ -9,7 +9,7 @@ scaled to the action bounds) and a critic Q_φ(s, a), each with a target copy (�
 * actor: the deterministic policy gradient ∇_θ J = E[∇_a Q_φ(s, a)|_{a=μ_θ(s)} ∇_θ μ_θ(s)],
   via :func:`rljax.losses.dpg_loss` with ∂Q/∂a from ``jax.grad`` of the critic (as acme does);
 * targets: θ' ← τθ + (1 − τ)θ' and φ' ← τφ + (1 − τ)φ', each from its OWN online network
-  (:func:`soft_update`).
+  (:func:`rljax.agents.base.soft_update`).
 
 This module is the engine of the DDPG family: ``num_critics`` (an ensemble of critics with the
 minimum target), ``target_noise``/``target_noise_clip`` (target policy smoothing) and
@@ -17,15 +17,10 @@ minimum target), ``target_noise``/``target_noise_clip`` (target policy smoothing
 :mod:`rljax.agents.td3` sets them (Fujimoto et al. 2018, https://arxiv.org/abs/1802.09477).
 With their DDPG defaults (1, 0, 1) the algorithm is plain DDPG.
 
-One ``update_step`` = ``policy_delay`` × (one env step per env, stored in replay, and one
-critic step), then one actor step and the soft target updates. The first
-``warmup_updates(spec)`` updates act uniformly at random and take no gradient step.
-``update_step`` picks the phase with ``lax.cond`` on the update counter (under ``vmap`` a
-select that also computes the learning branch during warm-up); ``make_train`` runs the two
-phases as two scans, so it computes no discarded gradients. Both give the same results.
-An update is its env steps (``_collect``) then its learning half on them (``_learn``: store
-step j, critic step j, ..., then the actor and targets); :func:`learn_step` is that half for
-steps collected elsewhere (the Gymnasium host bridge, acting with :func:`make_policy`).
+One update collects ``policy_delay`` steps per env; :func:`learn_step` stores step j and
+takes critic step j for each j, then one actor step and the soft target updates. The first
+``warmup_updates(spec)`` updates act uniformly at random and only store: the runner runs them
+as their own phase (``learn_step(..., warmup=True)``), so no gradient is computed and discarded.
 
 Exploration: ``"gaussian"`` adds σ·h·N(0, 1) to μ(s) (h the action half-range) and clips to
 the bounds. ``"epsilon_decay"`` is seed 004's scheme: the same Gaussian noise with a scale ε
@@ -35,7 +30,7 @@ that decays linearly from ``exploration_noise`` to ``final_exploration_noise`` o
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import chex
 import jax
@@ -44,92 +39,62 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, replay
-from rljax.agents import common
+from rljax.agents import base, presets
 from rljax.types import Array, Params, PRNGKey, Transition
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # A guess at seed 004 (the Keras DDPG tutorial): 256-unit ReLU nets, batch 64, buffer
-    # 50k, actor lr 1e-3, critic lr 2e-3, noise 0.2 (absolute, 0.1 of Pendulum's half-range)
-    # decaying over training, learning from the first full batch.
-    "seed": dict(
-        hidden_size=256,
-        batch_size=64,
-        buffer_size=50_000,
-        learning_starts=64,
-        lr=1e-3,
-        critic_lr=2e-3,
-        exploration="epsilon_decay",
-        exploration_noise=0.1,
-        final_exploration_noise=0.0,
-    ),
-    # rejax 0.1.3's network sizes, batch and update ratio (the speed comparison).
-    "rejax": dict(hidden_size=64, num_layers=2, activation="silu", batch_size=256),
-}
+S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
+Nets = networks.CriticEnsemble
 
 
 @struct.dataclass
 class DDPGConfig:
     """DDPG hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
 
-    # Loop and shape (static).
-    total_steps: int = struct.field(pytree_node=False, default=20_000)  # env steps per seed
-    num_envs: int = struct.field(pytree_node=False, default=1)
-    buffer_size: int = struct.field(pytree_node=False, default=20_000)  # replay capacity
-    batch_size: int = struct.field(pytree_node=False, default=128)
-    learning_starts: int = struct.field(pytree_node=False, default=1_000)  # random-action steps
-    hidden_size: int = struct.field(pytree_node=False, default=64)
-    num_layers: int = struct.field(pytree_node=False, default=2)
-    activation: str = struct.field(pytree_node=False, default="relu")
-    exploration: str = struct.field(pytree_node=False, default="gaussian")  # or "epsilon_decay"
-    num_critics: int = struct.field(pytree_node=False, default=1)  # TD3: 2 (min target)
-    policy_delay: int = struct.field(pytree_node=False, default=1)  # TD3: 2
-    # Float hyperparameters (leaves).
-    lr: float = 1e-3  # actor
-    critic_lr: float = 1e-3
-    gamma: float = 0.99
-    tau: float = 0.005  # soft target update rate, in (0, 1]
-    exploration_noise: float = 0.1  # σ, in units of the action half-range
-    final_exploration_noise: float = 0.0  # ε at the end ("epsilon_decay" only)
-    target_noise: float = 0.0  # TD3 target policy smoothing σ (half-range units)
-    target_noise_clip: float = 0.5  # ... clipped to ±c (half-range units)
+    total_steps: int = S(20_000, POS)  # env steps per seed
+    num_envs: int = S(1, POS)
+    buffer_size: int = S(20_000, POS)  # replay capacity
+    batch_size: int = S(128, POS)
+    learning_starts: int = S(1_000, POS)  # random-action steps
+    hidden_size: int = S(64, POS)
+    num_layers: int = S(2, POS)
+    activation: str = S("relu", base.one_of(*networks.ACTIVATIONS))
+    exploration: str = S("gaussian", base.one_of("gaussian", "epsilon_decay"))
+    num_critics: int = S(1, POS)  # TD3: 2 (min target)
+    policy_delay: int = S(1, POS)  # TD3: 2
+    lr: float = L(1e-3, base.POSITIVE_FLOAT)  # actor
+    critic_lr: float = L(1e-3, base.POSITIVE_FLOAT)
+    gamma: float = L(0.99, base.PROBABILITY)
+    tau: float = L(0.005, base.interval(0.0, 1.0, low_open=True))  # soft target update rate
+    exploration_noise: float = L(0.1, base.NON_NEGATIVE)  # σ, in action half-ranges
+    final_exploration_noise: float = L(0.0, base.NON_NEGATIVE)  # "epsilon_decay" only
+    target_noise: float = L(0.0, base.NON_NEGATIVE)  # TD3 smoothing σ (half-ranges)
+    target_noise_clip: float = L(0.5, base.NON_NEGATIVE)  # ... clipped to ±c (half-ranges)
 
     agent_name = "ddpg"  # not a field: the --agent name used in messages
 
     def validate(self, spec: envs.EnvSpec) -> None:
-        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
-        common.require_continuous(spec, self.agent_name)
-        for name in ("num_envs", "buffer_size", "batch_size", "learning_starts", "hidden_size"):
-            common.check_positive_int(name, getattr(self, name))
-        for name in ("num_layers", "num_critics", "policy_delay"):
-            common.check_positive_int(name, getattr(self, name))
+        """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
+        base.require_continuous(spec, self.agent_name)
+        base.check_fields(self)
         if self.batch_size > self.buffer_size:
-            raise common.ConfigError(
+            raise base.ConfigError(
                 f"--batch-size {self.batch_size} must be <= --buffer-size {self.buffer_size}"
             )
         if self.learning_starts < self.batch_size:
-            raise common.ConfigError(
+            raise base.ConfigError(
                 f"--learning-starts {self.learning_starts} must be >= --batch-size "
                 f"{self.batch_size} (the warm-up must fill at least one batch)"
             )
-        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
-        common.check_choice("exploration", self.exploration, ("gaussian", "epsilon_decay"))
-        common.check_common(self.lr, self.gamma)
-        common.check_float("critic_lr", self.critic_lr, 0.0, low_open=True)
-        common.check_float("tau", self.tau, 0.0, 1.0, low_open=True)
-        for name in ("exploration_noise", "final_exploration_noise", "target_noise"):
-            common.check_float(name, getattr(self, name), 0.0)
-        common.check_float("target_noise_clip", self.target_noise_clip, 0.0)
-        n = common.num_updates(self.total_steps, self.steps_per_update(spec))
+        n = base.num_updates(self.total_steps, self.steps_per_update(spec))
         if n <= self.warmup_updates(spec):
-            raise common.ConfigError(
+            raise base.ConfigError(
                 f"--total-steps {self.total_steps} must exceed --learning-starts "
                 f"{self.learning_starts} by at least one update ({self.steps_per_update(spec)} "
                 "env steps)"
             )
 
     def steps_per_update(self, spec: envs.EnvSpec) -> int:
-        """Env steps simulated per ``update_step`` (per seed)."""
+        """Env steps simulated per update (per seed)."""
         del spec
         return self.num_envs * self.policy_delay
 
@@ -161,46 +126,15 @@ class DDPGState(NamedTuple):
     env_steps: Array  # shape=(), dtype=int32
 
 
-class Networks(NamedTuple):
-    """``actor(params, obs[..., O]) -> a[..., A]``; ``critic(params, obs, a) -> q[K, ...]``."""
-
-    actor: Any
-    critic: Any
-    critic_one: Any  # critic_one(params of one critic, obs, a) -> q[...]
-    init_actor: Any  # init_actor(key, obs) -> params
-    init_critic: Any  # init_critic(key, obs, action) -> params with a leading [K] axis
-
-
-def make_networks(config: DDPGConfig, spec: envs.EnvSpec) -> Networks:
-    """The actor and an ensemble of ``num_critics`` critics (vmapped over stacked params)."""
+def make_networks(config: DDPGConfig, spec: envs.EnvSpec) -> Nets:
+    """The actor and ``num_critics`` critics (:class:`rljax.networks.CriticEnsemble`)."""
     sizes = (config.hidden_size,) * config.num_layers
     actor = networks.DeterministicActor(
         spec.num_actions, spec.action_low, spec.action_high, sizes, config.activation
     )
-    q = networks.QCritic(sizes, config.activation)
-    k = config.num_critics
-    return Networks(
-        actor=actor.apply,
-        # One apply per critic on its slice of the stacked params (plain matmuls under the
-        # seed vmap rather than doubly batched ones).
-        critic=lambda p, o, a: jnp.stack(
-            [q.apply(jax.tree.map(lambda x, i=i: x[i], p), o, a) for i in range(k)]
-        ),
-        critic_one=q.apply,
-        init_actor=actor.init,
-        init_critic=lambda key, o, a: jax.vmap(q.init, (0, None, None))(
-            jax.random.split(key, k), o, a
-        ),
+    return networks.critic_ensemble(
+        actor, networks.QCritic(sizes, config.activation), config.num_critics
     )
-
-
-def soft_update(online: Params, target: Params, tau: Array | float) -> Params:
-    """Polyak averaging of ONE network's target: ``tau·online + (1 − tau)·target``.
-
-    Called once per (online, target) pair; the two trees must have the same structure.
-    """
-    chex.assert_trees_all_equal_shapes_and_dtypes(online, target)
-    return optax.incremental_update(new_tensors=online, old_tensors=target, step_size=tau)
 
 
 def critic_target(r_t: Array, discount_t: Array, q_t: Array) -> Array:
@@ -232,7 +166,12 @@ def exploration_scale(config: DDPGConfig, env_steps: Array) -> Array:
 
 
 def td_target(
-    key: PRNGKey, config: DDPGConfig, nets: Networks, spec: envs.EnvSpec, state: DDPGState, batch
+    key: PRNGKey,
+    config: DDPGConfig,
+    nets: Nets,
+    spec: envs.EnvSpec,
+    state: DDPGState,
+    batch,
 ) -> Array:
     """y = r + γ(1 − terminated)·min_k Q'_k(s', ã'), ã' = μ'(s') plus clipped smoothing noise."""
     mu_next = nets.actor(state.target_actor_params, batch.next_obs)
@@ -242,13 +181,13 @@ def td_target(
     return critic_target(batch.reward, discount, q_next)
 
 
-def critic_loss(critic_params: Params, nets: Networks, batch, y_t: Array) -> tuple[Array, Array]:
+def critic_loss(critic_params: Params, nets: Nets, batch, y_t: Array) -> tuple[Array, Array]:
     """Σ_k mean_B ½(y − Q_k(s, a))² (each critic regresses on the same target); and Q [K, B]."""
     q = nets.critic(critic_params, batch.obs, batch.action)
     return jnp.sum(jax.vmap(losses.value_loss, in_axes=(0, None))(q, y_t)), q
 
 
-def actor_loss(actor_params: Params, critic_params: Params, nets: Networks, obs: Array) -> Array:
+def actor_loss(actor_params: Params, critic_params: Params, nets: Nets, obs: Array) -> Array:
     """DPG loss on the first critic: ∇_θ = −mean_B ∂Q_1(s, a)/∂a|_{a=μ(s)}·∂μ_θ(s)/∂θ."""
     a_t = nets.actor(actor_params, obs)
     q1 = jax.tree.map(lambda x: x[0], critic_params)
@@ -261,8 +200,8 @@ def actor_loss(actor_params: Params, critic_params: Params, nets: Networks, obs:
 def update_targets(state: DDPGState, tau: Array | float) -> DDPGState:
     """Soft-update each target from its own online network (actor→actor, critic→critic)."""
     return state._replace(
-        target_actor_params=soft_update(state.actor_params, state.target_actor_params, tau),
-        target_critic_params=soft_update(state.critic_params, state.target_critic_params, tau),
+        target_actor_params=base.soft_update(state.actor_params, state.target_actor_params, tau),
+        target_critic_params=base.soft_update(state.critic_params, state.target_critic_params, tau),
     )
 
 
@@ -293,7 +232,7 @@ def init(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec) -> DDPGState:
         critic_opt_state=critic_opt.init(critic_params),
         replay=_buffer(config).init(example),
         key=key,
-        **common.counters_init(),
+        **base.counters_init(),
     )
 
 
@@ -365,7 +304,7 @@ def learn_step(
             (loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
                 s.critic_params, nets, batch, y
             )
-            critic_params, critic_opt_state = common.optimizer_step(
+            critic_params, critic_opt_state = base.optimizer_step(
                 critic_opt, grads, s.critic_opt_state, s.critic_params
             )
             s = s._replace(critic_params=critic_params, critic_opt_state=critic_opt_state)
@@ -375,7 +314,7 @@ def learn_step(
     if warmup:
         return s, {"critic_loss": zero, "actor_loss": zero, "q_mean": zero}
     aloss, grads = jax.value_and_grad(actor_loss)(s.actor_params, s.critic_params, nets, batch.obs)
-    actor_params, actor_opt_state = common.optimizer_step(
+    actor_params, actor_opt_state = base.optimizer_step(
         actor_opt, grads, s.actor_opt_state, s.actor_params
     )
     s = update_targets(
@@ -389,12 +328,12 @@ def learn_step(
     return s, metrics
 
 
-AGENT = common.Agent(
+AGENT = base.Agent(
     name="ddpg",
     config=DDPGConfig,
-    presets=PRESETS,
+    presets=presets.DDPG,
     init=init,
-    collection=lambda config, spec: common.Collection(config.num_envs, config.policy_delay),
+    collection=lambda config, spec: base.Collection(config.num_envs, config.policy_delay),
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,

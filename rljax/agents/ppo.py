@@ -25,8 +25,7 @@ Proximal Policy Optimization", ICLR Blog Track.
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,96 +33,48 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, returns
-from rljax.agents import common
+from rljax.agents import base, presets
 from rljax.types import Array, Params, PRNGKey, Transition
 
-# fmt: off
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},  # the same as "cleanrl"
-    # CleanRL's ppo.py on CartPole-v1 (Huang et al. 2022): 4 envs x 128 steps, 4 epochs x 4
-    # minibatches, separate 2x64 tanh actor and critic, 5e5 env steps. (CleanRL lowers the
-    # learning rate once per update; rljax lowers it every minibatch step.)
-    "cleanrl": dict(
-        total_steps=500_000, num_envs=4, num_steps=128, num_epochs=4, num_minibatches=4,
-        hidden_size=64, num_layers=2, activation="tanh", anneal_lr=True,
-        normalize_advantages=True, clip_value_loss=True, lr=2.5e-4, gamma=0.99,
-        gae_lambda=0.95, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
-        adam_eps=1e-5,
-    ),
-    # rejax's configs/gymnax/cartpole.yaml (ppo section). rejax clips gradients element-wise
-    # and keeps separate actor and critic Adams; here one Adam with global-norm clipping.
-    "rejax": dict(
-        total_steps=100_000, num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5,
-        anneal_lr=False, clip_value_loss=True, lr=7.5e-4, max_grad_norm=0.5, adam_eps=1e-8,
-    ),
-    # LunarLander-v3 through the Gymnasium bridge (rl-baselines3-zoo's PPO LunarLander
-    # settings): 16 envs x 1024 steps, 4 epochs of minibatches of 64, γ 0.999, λ 0.98,
-    # constant lr 3e-4, 2x64 tanh.
-    "lunarlander": dict(
-        total_steps=1_000_000, num_envs=16, num_steps=1024, num_epochs=4, num_minibatches=256,
-        anneal_lr=False, clip_value_loss=False, lr=3e-4, gamma=0.999, gae_lambda=0.98,
-        clip_eps=0.2, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
-    ),
-    # Pendulum-v1 (continuous actions): shorter horizon, rewards scaled by 0.1.
-    "pendulum": dict(
-        total_steps=1_000_000, num_envs=16, num_steps=128, num_epochs=10, num_minibatches=8,
-        clip_value_loss=False, lr=1e-3, gamma=0.95, gae_lambda=0.95, ent_coef=0.0,
-        reward_scale=0.1,
-    ),
-}
-# fmt: on
+S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
 class PPOConfig:
     """PPO hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
 
-    # Loop and shape (static).
-    total_steps: int = struct.field(pytree_node=False, default=500_000)  # env steps per seed
-    num_envs: int = struct.field(pytree_node=False, default=4)
-    num_steps: int = struct.field(pytree_node=False, default=128)  # rollout length
-    num_epochs: int = struct.field(pytree_node=False, default=4)
-    num_minibatches: int = struct.field(pytree_node=False, default=4)  # must divide the batch
-    hidden_size: int = struct.field(pytree_node=False, default=64)
-    num_layers: int = struct.field(pytree_node=False, default=2)
-    activation: str = struct.field(pytree_node=False, default="tanh")
-    anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
-    normalize_advantages: bool = struct.field(pytree_node=False, default=True)  # per minibatch
-    clip_value_loss: bool = struct.field(pytree_node=False, default=True)
-    # Float hyperparameters (leaves).
-    lr: float = 2.5e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2  # ε of the ratio (and of the value, with clip_value_loss)
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5  # <= 0 turns clipping off
-    adam_eps: float = 1e-5
-    init_log_std: float = 0.0  # continuous actions: initial log σ of the Gaussian
-    reward_scale: float = 1.0  # rewards are multiplied by this for learning (not for logging)
+    total_steps: int = S(500_000, POS)  # env steps per seed
+    num_envs: int = S(4, POS)
+    num_steps: int = S(128, POS)  # rollout length
+    num_epochs: int = S(4, POS)
+    num_minibatches: int = S(4, POS)  # must divide the batch
+    hidden_size: int = S(64, POS)
+    num_layers: int = S(2, POS)
+    activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
+    anneal_lr: bool = S(True)  # linear decay to 0
+    normalize_advantages: bool = S(True)  # per minibatch
+    clip_value_loss: bool = S(True)
+    lr: float = L(2.5e-4, base.POSITIVE_FLOAT)
+    gamma: float = L(0.99, base.PROBABILITY)
+    gae_lambda: float = L(0.95, base.PROBABILITY)
+    clip_eps: float = L(0.2, base.POSITIVE_FLOAT)  # ε of the ratio (and the value's clip)
+    ent_coef: float = L(0.01, base.NON_NEGATIVE)
+    vf_coef: float = L(0.5, base.NON_NEGATIVE)
+    max_grad_norm: float = L(0.5, base.FINITE)  # <= 0 turns clipping off
+    adam_eps: float = L(1e-5, base.POSITIVE_FLOAT)
+    init_log_std: float = L(0.0, base.interval(-20.0, 2.0))  # continuous: initial log σ
+    reward_scale: float = L(1.0, base.POSITIVE_FLOAT)  # learning sees c·r (logs see r)
 
     def validate(self, spec: envs.EnvSpec) -> None:
-        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
-        counts = ("num_envs", "num_steps", "num_epochs", "num_minibatches", "hidden_size")
-        for name in (*counts, "num_layers"):
-            common.check_positive_int(name, getattr(self, name))
+        """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
+        base.check_fields(self)
         batch = self.num_envs * self.num_steps
         if batch % self.num_minibatches:
-            raise common.ConfigError(
+            raise base.ConfigError(
                 f"--num-minibatches {self.num_minibatches} must divide the batch "
                 f"--num-envs x --num-steps = {batch}"
             )
-        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
-        common.check_common(self.lr, self.gamma)
-        common.check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
-        common.check_float("clip_eps", self.clip_eps, 0.0, low_open=True)
-        common.check_float("ent_coef", self.ent_coef, 0.0)
-        common.check_float("vf_coef", self.vf_coef, 0.0)
-        common.check_float("max_grad_norm", self.max_grad_norm, -math.inf)
-        common.check_float("adam_eps", self.adam_eps, 0.0, low_open=True)
-        common.check_float("init_log_std", self.init_log_std, -20.0, 2.0)
-        common.check_float("reward_scale", self.reward_scale, 0.0, low_open=True)
-        common.num_updates(self.total_steps, self.steps_per_update(spec))
+        base.num_updates(self.total_steps, self.steps_per_update(spec))
 
     def steps_per_update(self, spec: envs.EnvSpec) -> int:
         """Env steps simulated per update (per seed)."""
@@ -152,7 +103,7 @@ class PPOBatch(NamedTuple):
 
 def _network(config: PPOConfig, spec: envs.EnvSpec):
     sizes = (config.hidden_size, config.num_layers, config.activation)
-    return common.actor_critic_network(spec, *sizes, init_log_std=config.init_log_std)
+    return base.actor_critic_network(spec, *sizes, init_log_std=config.init_log_std)
 
 
 def policy_distribution(policy_out):
@@ -164,9 +115,9 @@ def policy_distribution(policy_out):
 
 def optimizer(config: PPOConfig, spec: envs.EnvSpec) -> optax.GradientTransformation:
     """Adam with global-norm clipping; annealed to 0 over every minibatch step of the run."""
-    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    n = base.num_updates(config.total_steps, config.steps_per_update(spec))
     steps = n * config.num_epochs * config.num_minibatches
-    return common.adam(
+    return base.adam(
         config.lr, config.max_grad_norm, config.adam_eps, steps if config.anneal_lr else None
     )
 
@@ -176,7 +127,7 @@ def init(key: PRNGKey, config: PPOConfig, spec: envs.EnvSpec) -> PPOState:
     key, net_key, _ = jax.random.split(key, 3)
     params = _network(config, spec)[1](net_key, jnp.zeros(spec.obs_shape, jnp.float32))
     opt_state = optimizer(config, spec).init(params)
-    return PPOState(params, opt_state, key, **common.counters_init())
+    return PPOState(params, opt_state, key, **base.counters_init())
 
 
 def make_act(config: PPOConfig, spec: envs.EnvSpec):
@@ -292,7 +243,7 @@ def learn_step(
     def minibatch_step(carry, mb):
         params, opt_state = carry
         grads, info = jax.grad(ppo_loss, argnums=1, has_aux=True)(apply, params, mb, config)
-        params, opt_state = common.optimizer_step(opt, grads, opt_state, params)
+        params, opt_state = base.optimizer_step(opt, grads, opt_state, params)
         return (params, opt_state), {**info, "grad_norm": optax.tree.norm(grads)}
 
     def epoch(carry, epoch_idx):
@@ -308,15 +259,15 @@ def learn_step(
     return state._replace(params=params, opt_state=opt_state, key=key), metrics
 
 
-AGENT = common.Agent(
+AGENT = base.Agent(
     name="ppo",
     config=PPOConfig,
-    presets=PRESETS,
+    presets=presets.PPO,
     init=init,
-    collection=lambda config, spec: common.Collection(config.num_envs, config.num_steps),
+    collection=lambda config, spec: base.Collection(config.num_envs, config.num_steps),
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,
     env_key=lambda key: jax.random.split(key, 3)[2],
-    collect_keys=lambda key, config, spec: common.split_keys(key, 3, 1, config.num_steps),
+    collect_keys=lambda key, config, spec: base.split_keys(key, 3, 1, config.num_steps),
 )

@@ -26,8 +26,7 @@ baseline).
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,62 +34,36 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, returns
-from rljax.agents import common
+from rljax.agents import base, presets
 from rljax.types import Array, Params, PRNGKey, Transition
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Tuned on CartPole-v1 and Acrobot-v1 (4 seeds each, lr in {3e-3, 1e-2, 3e-2} x
-    # baseline_lr in {1e-2, 3e-2}): the seed's networks and batch, policy lr 1e-2 (3e-2
-    # collapses some seeds, 3e-3 leaves half the Acrobot seeds at -500), both lrs annealed.
-    "default": {},
-    # Seed 002's hyperparameters: 64-unit nets, Adam 3e-2 for both, gamma 0.99, ~2000 steps.
-    "seed": dict(
-        num_envs=8,
-        num_steps=250,
-        hidden_size=64,
-        num_layers=1,
-        activation="relu",
-        lr=3e-2,
-        baseline_lr=3e-2,
-        gamma=0.99,
-        max_grad_norm=0.0,
-        anneal_lr=False,
-    ),
-}
+S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
 class ReinforceConfig:
     """REINFORCE hyperparameters. Loop and shape fields are static; floats are leaves."""
 
-    # Loop and shape (static).
-    total_steps: int = struct.field(pytree_node=False, default=1_000_000)  # env steps per seed
-    num_envs: int = struct.field(pytree_node=False, default=8)
-    num_steps: int = struct.field(pytree_node=False, default=250)  # batch = num_envs·num_steps
-    hidden_size: int = struct.field(pytree_node=False, default=64)
-    num_layers: int = struct.field(pytree_node=False, default=1)
-    activation: str = struct.field(pytree_node=False, default="relu")
-    baseline: bool = struct.field(pytree_node=False, default=True)  # False: vanilla REINFORCE
-    normalize_advantages: bool = struct.field(pytree_node=False, default=True)
-    anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
-    # Float hyperparameters (leaves).
-    lr: float = 1e-2  # policy learning rate
-    baseline_lr: float = 3e-2
-    gamma: float = 0.99
-    max_grad_norm: float = 0.0  # <= 0 turns clipping off
-    adam_eps: float = 1e-8
+    total_steps: int = S(1_000_000, POS)  # env steps per seed
+    num_envs: int = S(8, POS)
+    num_steps: int = S(250, POS)  # batch = num_envs·num_steps
+    hidden_size: int = S(64, POS)
+    num_layers: int = S(1, POS)
+    activation: str = S("relu", base.one_of(*networks.ACTIVATIONS))
+    baseline: bool = S(True)  # False: vanilla REINFORCE
+    normalize_advantages: bool = S(True)
+    anneal_lr: bool = S(True)  # linear decay to 0
+    lr: float = L(1e-2, base.POSITIVE_FLOAT)  # policy learning rate
+    baseline_lr: float = L(3e-2, base.POSITIVE_FLOAT)
+    gamma: float = L(0.99, base.PROBABILITY)
+    max_grad_norm: float = L(0.0, base.FINITE)  # <= 0 turns clipping off
+    adam_eps: float = L(1e-8, base.POSITIVE_FLOAT)
 
     def validate(self, spec: envs.EnvSpec) -> None:
-        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
-        common.require_discrete(spec, "reinforce")
-        for name in ("num_envs", "num_steps", "hidden_size", "num_layers"):
-            common.check_positive_int(name, getattr(self, name))
-        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
-        common.check_common(self.lr, self.gamma)
-        common.check_float("baseline_lr", self.baseline_lr, 0.0, low_open=True)
-        common.check_float("max_grad_norm", self.max_grad_norm, -math.inf)
-        common.check_float("adam_eps", self.adam_eps, 0.0, low_open=True)
-        common.num_updates(self.total_steps, self.steps_per_update(spec))
+        """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
+        base.require_discrete(spec, "reinforce")
+        base.check_fields(self)
+        base.num_updates(self.total_steps, self.steps_per_update(spec))
 
     def steps_per_update(self, spec: envs.EnvSpec) -> int:
         """Env steps simulated per update (per seed)."""
@@ -127,7 +100,7 @@ def reinforce_loss(logits_fn, value_fn, params: dict, traj, config: ReinforceCon
         v_next = value_fn(params["baseline"], traj.next_obs)
     else:
         v = v_next = jnp.zeros_like(traj.reward)
-    g = common.over_envs(returns.discounted_returns)(traj.reward, discount, v_next, traj.done)
+    g = base.over_envs(returns.discounted_returns)(traj.reward, discount, v_next, traj.done)
     adv = g - jax.lax.stop_gradient(v)
     if config.normalize_advantages:
         adv = returns.standardize(adv)
@@ -138,15 +111,15 @@ def reinforce_loss(logits_fn, value_fn, params: dict, traj, config: ReinforceCon
 
 
 def _networks(config: ReinforceConfig, spec: envs.EnvSpec):
-    return common.actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
+    return base.actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
 
 
 def _optimizers(config: ReinforceConfig, spec: envs.EnvSpec):
-    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    n = base.num_updates(config.total_steps, config.steps_per_update(spec))
     steps = n if config.anneal_lr else None
     return (
-        common.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
-        common.adam(config.baseline_lr, config.max_grad_norm, config.adam_eps, steps),
+        base.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
+        base.adam(config.baseline_lr, config.max_grad_norm, config.adam_eps, steps),
     )
 
 
@@ -164,20 +137,20 @@ def init(key: PRNGKey, config: ReinforceConfig, spec: envs.EnvSpec) -> Reinforce
         pi_opt.init(policy_params),
         v_opt.init(baseline_params),
         key,
-        **common.counters_init(),
+        **base.counters_init(),
     )
 
 
 def make_act(config: ReinforceConfig, spec: envs.EnvSpec):
     """``act(key, policy_params, obs[N], greedy) -> action[N]``."""
-    return common.categorical_act(_networks(config, spec)[0].apply)
+    return base.categorical_act(_networks(config, spec)[0].apply)
 
 
 def make_policy(config: ReinforceConfig, spec: envs.EnvSpec, warmup: bool = False):
     """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
     del warmup
     logits = _networks(config, spec)[0].apply
-    return common.categorical_policy(lambda state, obs: logits(state.policy_params, obs))
+    return base.categorical_policy(lambda state, obs: logits(state.policy_params, obs))
 
 
 def learn_step(
@@ -195,10 +168,10 @@ def learn_step(
         actor.apply, critic.apply, params, traj, config
     )
     pi_opt, v_opt = _optimizers(config, spec)
-    policy_params, policy_opt_state = common.optimizer_step(
+    policy_params, policy_opt_state = base.optimizer_step(
         pi_opt, grads["policy"], state.policy_opt_state, state.policy_params
     )
-    baseline_params, baseline_opt_state = common.optimizer_step(
+    baseline_params, baseline_opt_state = base.optimizer_step(
         v_opt, grads["baseline"], state.baseline_opt_state, state.baseline_params
     )
     metrics = {**loss_info, "policy_grad_norm": optax.tree.norm(grads["policy"])}
@@ -212,16 +185,16 @@ def learn_step(
     return new_state, metrics
 
 
-AGENT = common.Agent(
+AGENT = base.Agent(
     name="reinforce",
     config=ReinforceConfig,
-    presets=PRESETS,
+    presets=presets.REINFORCE,
     init=init,
-    collection=lambda config, spec: common.Collection(config.num_envs, config.num_steps),
+    collection=lambda config, spec: base.Collection(config.num_envs, config.num_steps),
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,
     env_key=lambda key: jax.random.split(key, 4)[3],
-    collect_keys=lambda key, config, spec: common.split_keys(key, 2, 1, config.num_steps),
+    collect_keys=lambda key, config, spec: base.split_keys(key, 2, 1, config.num_steps),
     params=lambda state: state.policy_params,
 )

@@ -19,28 +19,20 @@ targets move only with the actor (acme moves the critic targets every step).
 
 from __future__ import annotations
 
-from typing import Any
-
 from flax import struct
 
 from rljax import envs
-from rljax.agents import common, ddpg
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # rejax 0.1.3's TD3 network sizes, batch, update ratio and delay (the speed comparison).
-    "rejax": dict(hidden_size=64, num_layers=2, activation="silu", batch_size=256),
-}
+from rljax.agents import base, ddpg, presets
 
 
 @struct.dataclass
 class TD3Config(ddpg.DDPGConfig):
     """:class:`~rljax.agents.ddpg.DDPGConfig` with TD3's defaults (σ̃, c in half-range units)."""
 
-    num_critics: int = struct.field(pytree_node=False, default=2)
-    policy_delay: int = struct.field(pytree_node=False, default=2)
-    target_noise: float = 0.2
-    target_noise_clip: float = 0.5
+    num_critics: int = base.static(2, base.POSITIVE)
+    policy_delay: int = base.static(2, base.POSITIVE)
+    target_noise: float = base.leaf(0.2, base.NON_NEGATIVE)
+    target_noise_clip: float = base.leaf(0.5, base.NON_NEGATIVE)
 
     agent_name = "td3"
 
@@ -48,9 +40,9 @@ class TD3Config(ddpg.DDPGConfig):
         """DDPG's checks, plus at least two critics (TD3's minimum needs a pair)."""
         super().validate(spec)
         if self.num_critics < 2:
-            raise common.ConfigError(f"--num-critics must be >= 2 for td3, got {self.num_critics}")
+            raise base.ConfigError(f"--num-critics must be >= 2 for td3, got {self.num_critics}")
 
 
 TD3State = ddpg.DDPGState  # critic_params / target_critic_params hold the twin pair [2, ...]
 
-AGENT = ddpg.AGENT._replace(name="td3", config=TD3Config, presets=PRESETS)
+AGENT = ddpg.AGENT._replace(name="td3", config=TD3Config, presets=presets.TD3)

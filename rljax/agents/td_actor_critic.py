@@ -25,8 +25,7 @@ Reference: Sutton & Barto (2018), "Reinforcement Learning: An Introduction", ch.
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,66 +33,36 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, returns
-from rljax.agents import common
+from rljax.agents import base, presets
 from rljax.types import Array, Params, PRNGKey, Transition
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Tuned on CartPole-v1. The seed's 1x128 ReLU nets plateau near 100 with 16 envs and
-    # gamma 0.99 for every actor/critic lr and entropy pair tried (2/32 runs solved in 300k
-    # steps); 2x64 tanh nets, 16 envs, gamma 0.99, actor 3e-4 / critic 1e-3, clipping at 1
-    # and lr annealing solve reliably (32/32 seeds greedy-solved in 500k steps).
-    "default": {},
-    # Seed 003's hyperparameters: 128-unit nets, Adam 2e-4 for both, gamma 1.0, one env.
-    # It learns but does not hold: 11/32 seeds greedy-solved after 1M steps on CartPole-v1.
-    "seed": dict(
-        num_envs=1,
-        hidden_size=128,
-        num_layers=1,
-        activation="relu",
-        lr=2e-4,
-        critic_lr=2e-4,
-        gamma=1.0,
-        ent_coef=0.0,
-        max_grad_norm=0.0,
-        anneal_lr=False,
-    ),
-}
+S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
 class TDActorCriticConfig:
     """One-step actor-critic hyperparameters. Loop and shape fields static; floats leaves."""
 
-    # Loop and shape (static).
-    total_steps: int = struct.field(pytree_node=False, default=500_000)  # env steps per seed
-    num_envs: int = struct.field(pytree_node=False, default=16)
-    num_steps: int = struct.field(pytree_node=False, default=1)  # env steps per env per update
-    hidden_size: int = struct.field(pytree_node=False, default=64)
-    num_layers: int = struct.field(pytree_node=False, default=2)
-    activation: str = struct.field(pytree_node=False, default="tanh")
-    anneal_lr: bool = struct.field(pytree_node=False, default=True)  # linear decay to 0
-    # Float hyperparameters (leaves).
-    lr: float = 3e-4  # actor learning rate
-    critic_lr: float = 1e-3
-    gamma: float = 0.99
-    ent_coef: float = 0.0
-    max_grad_norm: float = 1.0  # <= 0 turns clipping off
-    adam_eps: float = 1e-8
-    ema_alpha: float = 0.05  # smoothing of the ema_return metric
+    total_steps: int = S(500_000, POS)  # env steps per seed
+    num_envs: int = S(16, POS)
+    num_steps: int = S(1, POS)  # env steps per env per update
+    hidden_size: int = S(64, POS)
+    num_layers: int = S(2, POS)
+    activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
+    anneal_lr: bool = S(True)  # linear decay to 0
+    lr: float = L(3e-4, base.POSITIVE_FLOAT)  # actor learning rate
+    critic_lr: float = L(1e-3, base.POSITIVE_FLOAT)
+    gamma: float = L(0.99, base.PROBABILITY)
+    ent_coef: float = L(0.0, base.NON_NEGATIVE)
+    max_grad_norm: float = L(1.0, base.FINITE)  # <= 0 turns clipping off
+    adam_eps: float = L(1e-8, base.POSITIVE_FLOAT)
+    ema_alpha: float = L(0.05, base.PROBABILITY)  # smoothing of the ema_return metric
 
     def validate(self, spec: envs.EnvSpec) -> None:
-        """Raise :class:`~rljax.agents.common.ConfigError` naming the first bad field."""
-        common.require_discrete(spec, "td_actor_critic")
-        for name in ("num_envs", "num_steps", "hidden_size", "num_layers"):
-            common.check_positive_int(name, getattr(self, name))
-        common.check_choice("activation", self.activation, tuple(networks.ACTIVATIONS))
-        common.check_common(self.lr, self.gamma)
-        common.check_float("critic_lr", self.critic_lr, 0.0, low_open=True)
-        common.check_float("ent_coef", self.ent_coef, 0.0)
-        common.check_float("max_grad_norm", self.max_grad_norm, -math.inf)
-        common.check_float("adam_eps", self.adam_eps, 0.0, low_open=True)
-        common.check_float("ema_alpha", self.ema_alpha, 0.0, 1.0)
-        common.num_updates(self.total_steps, self.steps_per_update(spec))
+        """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
+        base.require_discrete(spec, "td_actor_critic")
+        base.check_fields(self)
+        base.num_updates(self.total_steps, self.steps_per_update(spec))
 
     def steps_per_update(self, spec: envs.EnvSpec) -> int:
         """Env steps simulated per update (per seed)."""
@@ -130,7 +99,7 @@ def td_actor_critic_loss(logits_fn, value_fn, params: dict, traj, config: TDActo
     v_tm1 = value_fn(params["critic"], traj.obs)
     v_t = value_fn(params["critic"], traj.next_obs)
     discount = config.gamma * (1.0 - traj.terminated.astype(jnp.float32))
-    delta = common.over_envs(returns.td_errors)(traj.reward, discount, v_tm1, v_t)
+    delta = base.over_envs(returns.td_errors)(traj.reward, discount, v_tm1, v_t)
     target = jax.lax.stop_gradient(delta + v_tm1)
     actor = losses.policy_gradient_loss(logp, delta)
     critic = losses.value_loss(v_tm1, target)
@@ -151,15 +120,15 @@ def ema_update(ema: Array, episode_return: Array, done: Array, alpha: Array | fl
 
 
 def _networks(config: TDActorCriticConfig, spec: envs.EnvSpec):
-    return common.actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
+    return base.actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
 
 
 def _optimizers(config: TDActorCriticConfig, spec: envs.EnvSpec):
-    n = common.num_updates(config.total_steps, config.steps_per_update(spec))
+    n = base.num_updates(config.total_steps, config.steps_per_update(spec))
     steps = n if config.anneal_lr else None
     return (
-        common.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
-        common.adam(config.critic_lr, config.max_grad_norm, config.adam_eps, steps),
+        base.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
+        base.adam(config.critic_lr, config.max_grad_norm, config.adam_eps, steps),
     )
 
 
@@ -177,20 +146,20 @@ def init(key: PRNGKey, config: TDActorCriticConfig, spec: envs.EnvSpec):
         v_opt.init(critic_params),
         jnp.zeros((), jnp.float32),
         key,
-        **common.counters_init(),
+        **base.counters_init(),
     )
 
 
 def make_act(config: TDActorCriticConfig, spec: envs.EnvSpec):
     """``act(key, actor_params, obs[N], greedy) -> action[N]``."""
-    return common.categorical_act(_networks(config, spec)[0].apply)
+    return base.categorical_act(_networks(config, spec)[0].apply)
 
 
 def make_policy(config: TDActorCriticConfig, spec: envs.EnvSpec, warmup: bool = False):
     """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
     del warmup
     logits = _networks(config, spec)[0].apply
-    return common.categorical_policy(lambda state, obs: logits(state.actor_params, obs))
+    return base.categorical_policy(lambda state, obs: logits(state.actor_params, obs))
 
 
 def learn_step(
@@ -208,10 +177,10 @@ def learn_step(
         actor.apply, critic.apply, params, traj, config
     )
     pi_opt, v_opt = _optimizers(config, spec)
-    actor_params, actor_opt_state = common.optimizer_step(
+    actor_params, actor_opt_state = base.optimizer_step(
         pi_opt, grads["actor"], state.actor_opt_state, state.actor_params
     )
-    critic_params, critic_opt_state = common.optimizer_step(
+    critic_params, critic_opt_state = base.optimizer_step(
         v_opt, grads["critic"], state.critic_opt_state, state.critic_params
     )
     ema = ema_update(state.ema_return, traj.episode_return, traj.done, config.ema_alpha)
@@ -226,16 +195,16 @@ def learn_step(
     return new_state, {**loss_info, "ema_return": ema}
 
 
-AGENT = common.Agent(
+AGENT = base.Agent(
     name="td_actor_critic",
     config=TDActorCriticConfig,
-    presets=PRESETS,
+    presets=presets.TD_ACTOR_CRITIC,
     init=init,
-    collection=lambda config, spec: common.Collection(config.num_envs, config.num_steps),
+    collection=lambda config, spec: base.Collection(config.num_envs, config.num_steps),
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,
     env_key=lambda key: jax.random.split(key, 4)[3],
-    collect_keys=lambda key, config, spec: common.split_keys(key, 2, 1, config.num_steps),
+    collect_keys=lambda key, config, spec: base.split_keys(key, 2, 1, config.num_steps),
     params=lambda state: state.actor_params,
 )

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from rljax import envs
-from rljax.agents.common import Agent, episode_metrics, num_updates
+from rljax.agents.base import Agent, episode_metrics, num_updates
 from rljax.rollout import keep_first_episode, rollout
 from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.agents.common import ConfigError
+from rljax.agents.base import ConfigError
 
 # Runs per block on the CPU backend (the largest vmap that kept full throughput there).
 CPU_BLOCK = 64

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
 from rljax import envs, networks
 from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
@@ -55,9 +58,41 @@ def check_choice(name: str, value: Any, choices: tuple) -> None:
         )
 
 
-def check_common(lr: float, gamma: float) -> None:
-    check_float("lr", lr, 0.0, math.inf, low_open=True)
-    check_float("gamma", gamma, 0.0, 1.0)
+# Declarative config fields: each carries its check in its metadata; check_fields runs them.
+Check = Callable[[str, Any], None]
+POSITIVE: Check = check_positive_int
+PROBABILITY: Check = lambda name, v: check_float(name, v, 0.0, 1.0)  # noqa: E731
+NON_NEGATIVE: Check = lambda name, v: check_float(name, v, 0.0)  # noqa: E731
+POSITIVE_FLOAT: Check = lambda name, v: check_float(name, v, 0.0, low_open=True)  # noqa: E731
+FINITE: Check = lambda name, v: check_float(name, v)  # noqa: E731
+
+
+def interval(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
+    """A check: finite and in the interval (open ends where asked)."""
+    return lambda name, v: check_float(name, v, low, high, low_open=low_open, high_open=high_open)
+
+
+def one_of(*choices: Any) -> Check:
+    """A check: one of ``choices``."""
+    return lambda name, v: check_choice(name, v, choices)
+
+
+def static(default: Any, check: Check | None = None) -> Any:
+    """A loop or shape field of a frozen config (static under jit: changing it recompiles)."""
+    return struct.field(pytree_node=False, default=default, metadata={"check": check})
+
+
+def leaf(default: float, check: Check | None = None) -> Any:
+    """A float hyperparameter (a pytree leaf: a sweep vmaps over it in one compile)."""
+    return struct.field(pytree_node=True, default=default, metadata={"check": check})
+
+
+def check_fields(config: Any) -> None:
+    """Run every field's declared check, in field order (the first bad field raises)."""
+    for f in dataclasses.fields(config):
+        check = f.metadata.get("check")
+        if check is not None:
+            check(f.name, getattr(config, f.name))
 
 
 def num_updates(total_steps: int, steps_per_update: int) -> int:
@@ -276,3 +311,12 @@ def split_keys(key: PRNGKey, n: int, roll: int, num_steps: int) -> tuple[PRNGKey
 def counters_init() -> dict[str, Array]:
     """Zero ``update`` and ``env_steps`` counters (int32 scalars) for a state's fields."""
     return {"update": jnp.zeros((), jnp.int32), "env_steps": jnp.zeros((), jnp.int32)}
+
+
+def soft_update(online: Any, target: Any, tau: Array | float) -> Any:
+    """Polyak averaging of ONE network's target: ``tau·online + (1 − tau)·target``.
+
+    Called once per (online, target) pair; the two trees must have the same structure.
+    """
+    chex.assert_trees_all_equal_shapes_and_dtypes(online, target)
+    return optax.incremental_update(new_tensors=online, old_tensors=target, step_size=tau)
