@@ -89,7 +89,7 @@ def _optimizer(config: A2CConfig, spec: envs.EnvSpec) -> optax.GradientTransform
 
 def init(key: PRNGKey, config: A2CConfig, spec: envs.EnvSpec) -> A2CState:
     """Fresh parameters and optimiser state for one run."""
-    key, net_key, _ = jax.random.split(key, 3)
+    key, net_key = jax.random.split(key)
     params = _network(config, spec)[1](net_key, jnp.zeros(spec.obs_shape, jnp.float32))
     return A2CState(params, _optimizer(config, spec).init(params), key, **base.counters_init())
 
@@ -179,13 +179,8 @@ def learn_step(
     grads, loss_info = jax.grad(loss_fn, has_aux=True)(state.params)
     opt = _optimizer(config, spec)
     params, opt_state = base.optimizer_step(opt, grads, state.opt_state, state.params)
-    key = jax.random.split(state.key, 3)[0]
     metrics = {**loss_info, "grad_norm": optax.tree.norm(grads)}
-    return state._replace(params=params, opt_state=opt_state, key=key), metrics
-
-
-def _collect_keys(key: PRNGKey, config: A2CConfig, spec: envs.EnvSpec):
-    return base.split_keys(key, 3, 2, collection(config, spec).num_steps)
+    return state._replace(params=params, opt_state=opt_state), metrics
 
 
 AGENT = base.Agent(
@@ -197,6 +192,4 @@ AGENT = base.Agent(
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,
-    env_key=lambda key: jax.random.split(key, 3)[2],
-    collect_keys=_collect_keys,
 )

@@ -14,7 +14,7 @@ import optax
 from flax import struct
 
 from rljax import envs, networks
-from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
+from rljax.types import Array, EpisodeWindow, Transition
 
 
 class ConfigError(ValueError):
@@ -280,10 +280,6 @@ class Agent(NamedTuple):
       warmup_updates: ``warmup_updates(config, spec)``: updates that act with the warm-up
         policy and learn with ``warmup=True`` (the runner runs them as their own phase, so
         nothing is computed and discarded under ``vmap``).
-      env_key: ``env_key(key)``: the key that resets the envs of the run whose init key is
-        ``key``.
-      collect_keys: ``collect_keys(key, config, spec) -> (reset_key, step_keys[T])``: the keys
-        an update collects with, from the state's key before ``learn_step`` advances it.
     """
 
     name: str
@@ -294,18 +290,8 @@ class Agent(NamedTuple):
     make_policy: Callable
     learn_step: Callable
     make_act: Callable
-    env_key: Callable
-    collect_keys: Callable
     params: Callable = lambda state: state.params
     warmup_updates: Callable = lambda config, spec: 0
-
-
-def split_keys(key: PRNGKey, n: int, roll: int, num_steps: int) -> tuple[PRNGKey, Array]:
-    """``(split(key, n)[roll - 1], split(split(key, n)[roll], num_steps))``: the reset and
-    per-step keys of an update whose ``n``-way split of the state key rolls out with part
-    ``roll``."""
-    keys = jax.random.split(key, n)
-    return keys[roll - 1], jax.random.split(keys[roll], num_steps)
 
 
 def counters_init() -> dict[str, Array]:

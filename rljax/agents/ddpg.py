@@ -216,7 +216,7 @@ def _optimizers(config: DDPGConfig) -> tuple[optax.GradientTransformation, ...]:
 def init(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec) -> DDPGState:
     """Fresh networks (targets equal to their online copies), optimisers and an empty replay."""
     nets = make_networks(config, spec)
-    key, actor_key, critic_key, _ = jax.random.split(key, 4)
+    key, actor_key, critic_key = jax.random.split(key, 3)
     obs = jnp.zeros(spec.obs_shape, jnp.float32)
     a0 = jnp.zeros((spec.num_actions,), jnp.float32)
     actor_params = nets.init_actor(actor_key, obs)
@@ -269,15 +269,9 @@ def make_policy(config: DDPGConfig, spec: envs.EnvSpec, warmup: bool = False):
 
 
 def split_update_key(key: PRNGKey, config: DDPGConfig):
-    """``(next_key, act_keys, sample_keys, noise_keys)``, ``policy_delay`` keys each."""
-    key, *keys = jax.random.split(key, 3 * config.policy_delay + 1)
-    return key, keys[0::3], keys[1::3], keys[2::3]
-
-
-def collect_keys(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec):
-    """No reset key; step j's key from act key j (each step was its own one-step rollout)."""
-    _, act_keys, _, _ = split_update_key(key, config)
-    return None, jnp.stack([jax.random.split(k, 1)[0] for k in act_keys])
+    """``(next_key, sample_keys, noise_keys)``, ``policy_delay`` keys each."""
+    key, *keys = jax.random.split(key, 2 * config.policy_delay + 1)
+    return key, keys[0::2], keys[1::2]
 
 
 def learn_step(
@@ -290,7 +284,7 @@ def learn_step(
     nets = make_networks(config, spec)
     buffer = _buffer(config)
     actor_opt, critic_opt = _optimizers(config)
-    key, _, sample_keys, noise_keys = split_update_key(state.key, config)
+    key, sample_keys, noise_keys = split_update_key(state.key, config)
     s = state._replace(key=key)
     closs, qs = [], []
     for j in range(config.policy_delay):
@@ -337,8 +331,6 @@ AGENT = base.Agent(
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,
-    env_key=lambda key: jax.random.split(key, 4)[3],
-    collect_keys=collect_keys,
     params=lambda state: state.actor_params,
     warmup_updates=lambda config, spec: config.warmup_updates(spec),
 )

@@ -124,7 +124,7 @@ def optimizer(config: PPOConfig, spec: envs.EnvSpec) -> optax.GradientTransforma
 
 def init(key: PRNGKey, config: PPOConfig, spec: envs.EnvSpec) -> PPOState:
     """Fresh parameters and optimiser state for one run."""
-    key, net_key, _ = jax.random.split(key, 3)
+    key, net_key = jax.random.split(key)
     params = _network(config, spec)[1](net_key, jnp.zeros(spec.obs_shape, jnp.float32))
     opt_state = optimizer(config, spec).init(params)
     return PPOState(params, opt_state, key, **base.counters_init())
@@ -231,7 +231,7 @@ def learn_step(
 ) -> tuple[PPOState, dict[str, Array]]:
     """``num_epochs`` of clipped-gradient minibatch steps on a collected batch ``traj`` [T, N]."""
     del warmup
-    key, _, perm_key = jax.random.split(state.key, 3)
+    key, perm_key = jax.random.split(state.key)
     apply, _ = _network(config, spec)
     adv, v = advantages(state.params, traj, config, spec)
     batch = PPOBatch(traj.obs, traj.action, traj.log_prob, v, adv, adv + v)
@@ -268,6 +268,4 @@ AGENT = base.Agent(
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,
-    env_key=lambda key: jax.random.split(key, 3)[2],
-    collect_keys=lambda key, config, spec: base.split_keys(key, 3, 1, config.num_steps),
 )

@@ -125,7 +125,7 @@ def _optimizers(config: ReinforceConfig, spec: envs.EnvSpec):
 
 def init(key: PRNGKey, config: ReinforceConfig, spec: envs.EnvSpec) -> ReinforceState:
     """Fresh parameters and optimiser states for one run."""
-    key, pi_key, v_key, _ = jax.random.split(key, 4)
+    key, pi_key, v_key = jax.random.split(key, 3)
     obs = jnp.zeros(spec.obs_shape, jnp.float32)
     actor, critic = _networks(config, spec)
     policy_params = actor.init(pi_key, obs)
@@ -180,7 +180,6 @@ def learn_step(
         baseline_params=baseline_params,
         policy_opt_state=policy_opt_state,
         baseline_opt_state=baseline_opt_state,
-        key=jax.random.split(state.key)[0],
     )
     return new_state, metrics
 
@@ -194,7 +193,5 @@ AGENT = base.Agent(
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,
-    env_key=lambda key: jax.random.split(key, 4)[3],
-    collect_keys=lambda key, config, spec: base.split_keys(key, 2, 1, config.num_steps),
     params=lambda state: state.policy_params,
 )

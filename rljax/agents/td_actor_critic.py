@@ -134,7 +134,7 @@ def _optimizers(config: TDActorCriticConfig, spec: envs.EnvSpec):
 
 def init(key: PRNGKey, config: TDActorCriticConfig, spec: envs.EnvSpec):
     """Fresh parameters and optimiser states for one run."""
-    key, pi_key, v_key, _ = jax.random.split(key, 4)
+    key, pi_key, v_key = jax.random.split(key, 3)
     obs = jnp.zeros(spec.obs_shape, jnp.float32)
     actor, critic = _networks(config, spec)
     actor_params, critic_params = actor.init(pi_key, obs), critic.init(v_key, obs)
@@ -190,7 +190,6 @@ def learn_step(
         actor_opt_state=actor_opt_state,
         critic_opt_state=critic_opt_state,
         ema_return=ema,
-        key=jax.random.split(state.key)[0],
     )
     return new_state, {**loss_info, "ema_return": ema}
 
@@ -204,7 +203,5 @@ AGENT = base.Agent(
     make_policy=make_policy,
     learn_step=learn_step,
     make_act=make_act,
-    env_key=lambda key: jax.random.split(key, 4)[3],
-    collect_keys=lambda key, config, spec: base.split_keys(key, 2, 1, config.num_steps),
     params=lambda state: state.actor_params,
 )

@@ -36,11 +36,9 @@ class GymnaxRuns:
         num_runs = keys.shape[0]
         self.sharding = parallel.run_sharding(devices, num_runs)
         self.block = parallel.default_block() if seed_block == "auto" else seed_block
-        split = jax.vmap(jax.random.split)(keys)  # on this process: every process has all keys
-        self.host_eval_keys = split[:, 1]
+        self.streams = jax.vmap(loop.streams)(keys)  # on this process: every process has all
         self.run_configs = parallel.put(run_configs, self.sharding)
-        self.train_keys = parallel.put(split[:, 0], self.sharding)
-        self.eval_keys = parallel.put(self.host_eval_keys, self.sharding)
+        self.train_keys = parallel.put(keys, self.sharding)
         self.summary = {"seed_block": self.block, "devices": devices}
         self.summary["backend"] = jax.default_backend()
 
@@ -99,8 +97,12 @@ class GymnaxRuns:
             fn = parallel.jit_runs(self._map(one), self.sharding)
             return parallel.to_host(fn(keys, agent.params(state.agent), self.run_configs))
 
-        sampled_keys = jax.vmap(jax.random.fold_in, (0, None))(self.eval_keys, 1)
-        return run(True, self.eval_keys), run(False, sampled_keys)
+        greedy, sampled = (parallel.put(k, self.sharding) for k in self.eval_streams())
+        return run(True, greedy), run(False, sampled)
+
+    def eval_streams(self):
+        """The runs' greedy and sampled evaluation keys [S] (their own streams)."""
+        return self.streams.eval_greedy, self.streams.eval_sampled
 
     def solved_at(self, state) -> np.ndarray:
         return parallel.to_host(state.window.solved_at)
@@ -116,7 +118,7 @@ class GymnaxRuns:
         seed = results.median_seed(greedy_mean)
         params = jax.tree.map(lambda x: x[seed], params)
         act = self.agent.make_act(self.config, self.spec)
-        key = jax.random.fold_in(self.host_eval_keys[seed], 2)
+        key = self.streams.render[seed]
         states, rewards = render.rollout_states(key, act, params, self.env, self.env_params)
         try:
             render.save_gif(states, rewards, self.env, self.env_params, out / "episode.gif")

@@ -71,11 +71,12 @@ class RunningRewards:
 class HostRuns:
     """S runs of one agent on one Gymnasium env (``gymnasium:ID``).
 
-    Run ``i``'s network and update key is ``split(keys[i])[0]`` as on gymnax; its env seeds
-    come from ``(seed, i)`` (:func:`env_seeds`). ``env_steps`` in metrics.csv counts the steps
-    each seed learned from: in Monte-Carlo mode the steps of its episodes (an update steps all
-    seeds' envs until every env has ended its episode, so the steps simulated,
-    ``env_steps_simulated`` in the summary, are more).
+    Run ``i``'s random streams are those of its key ``keys[i]`` as on gymnax
+    (:func:`rljax.run.loop.streams`); its env seeds come from ``(seed, i)``
+    (:func:`env_seeds`). ``env_steps`` in metrics.csv counts the steps each seed learned from:
+    in Monte-Carlo mode the steps of its episodes (an update steps all seeds' envs until every
+    env has ended its episode, so the steps simulated, ``env_steps_simulated`` in the summary,
+    are more).
     """
 
     checkpoints = False
@@ -91,9 +92,7 @@ class HostRuns:
                 for s in env_seeds(seed, self.num_runs, 0)
             ]
         )
-        split = jax.vmap(jax.random.split)(keys)
-        self.train_keys, self.eval_keys = split[:, 0], split[:, 1]
-        self.roll_keys = jax.vmap(jax.random.fold_in, (0, None))(self.train_keys, 1)
+        self.keys, self.streams = keys, jax.vmap(loop.streams)(keys)
         limit = () if self.spec.solved_threshold is None else (self.spec.solved_threshold,)
         self.running = RunningRewards(self.num_runs, {*thresholds, *limit})
         self.learned = np.zeros((self.num_runs,), np.int64)  # env steps learned from
@@ -103,7 +102,7 @@ class HostRuns:
         }
 
     def init(self) -> Any:
-        return jax.jit(jax.vmap(loop.init_fn(self.agent, self.config, self.spec)))(self.train_keys)
+        return jax.jit(jax.vmap(loop.init_fn(self.agent, self.config, self.spec)))(self.keys)
 
     def compile(self, state, starts_lengths) -> None:
         """Compile the behaviour policy and the learning step of each phase."""
@@ -113,7 +112,7 @@ class HostRuns:
         self.policies = {w: agent.make_policy(config, spec, w) for w in phases}
         obs = np.asarray(self.host.reset())
         _, action, log_prob = envs_gymnasium.policy_step(
-            self.roll_keys, state.agent, obs, policy=self.policies[False]
+            state.key, state.agent, obs, policy=self.policies[False]
         )
         shapes = _traj_shapes(self.coll.num_steps, obs, action, log_prob)
         self.learners = {
@@ -130,10 +129,10 @@ class HostRuns:
         chunk = []
         for u in range(start, start + length):
             warm = u < self.n_warm
-            self.roll_keys, traj = collect(
-                self.roll_keys, self.policies[warm], state.agent, self.host, self.coll.num_steps
+            key, traj = collect(
+                state.key, self.policies[warm], state.agent, self.host, self.coll.num_steps
             )
-            state, metrics = self.learners[warm](state, traj)
+            state, metrics = self.learners[warm](state._replace(key=key), traj)
             self.running.update(traj)
             if self.coll.episodic:  # the first episodes' steps (the rest are masked out)
                 self.learned += np.where(traj.done, traj.episode_length, 0).sum((1, 2))
@@ -155,8 +154,12 @@ class HostRuns:
         run = lambda greedy, key: envs_gymnasium.evaluate(  # noqa: E731
             act, params, self.env_name, seeds, episodes, greedy=greedy, key=key
         )
-        sampled_keys = jax.vmap(jax.random.fold_in, (0, None))(self.eval_keys, 1)
-        return run(True, None), run(False, sampled_keys)
+        greedy, sampled = self.eval_streams()
+        return run(True, greedy), run(False, sampled)
+
+    def eval_streams(self):
+        """The runs' greedy and sampled evaluation keys [S] (their own streams)."""
+        return self.streams.eval_greedy, self.streams.eval_sampled
 
     def solved_at(self, state) -> np.ndarray:
         return np.asarray(state.window.solved_at)

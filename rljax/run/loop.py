@@ -31,6 +31,23 @@ class Carry(NamedTuple):
     env_state: Any  # envs.VecEnvState on gymnax; None for host envs
     obs: Array  # [N, *obs_shape] current observations (zeros for host envs)
     window: EpisodeWindow
+    key: PRNGKey  # the collection stream: split once per update
+
+
+class Streams(NamedTuple):
+    """A run's random streams, one ``split`` of its run key (each split again where used)."""
+
+    init: PRNGKey  # agent.init (networks, the agent's own key)
+    env: PRNGKey  # the first reset of the envs
+    collect: PRNGKey  # actions and env steps while training (Carry.key)
+    eval_greedy: PRNGKey  # the greedy evaluation
+    eval_sampled: PRNGKey  # the sampled evaluation
+    render: PRNGKey  # the GIF's episode
+
+
+def streams(run_key: PRNGKey) -> Streams:
+    """The named streams of the run whose key is ``run_key``."""
+    return Streams(*jax.random.split(run_key, len(Streams._fields)))
 
 
 def clip_action(spec: envs.EnvSpec) -> Callable[[Array], Array] | None:
@@ -55,19 +72,25 @@ def learn_fn(agent: Agent, config: Any, spec: envs.EnvSpec, warmup: bool = False
 
 
 def collect_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env, env_params, warmup: bool):
-    """``collect(carry) -> (env_state, obs, traj)`` on gymnax envs, inside jit."""
+    """``collect(carry) -> (key, env_state, obs, traj)`` on gymnax envs, inside jit."""
     coll = agent.collection(config, spec)
     policy = agent.make_policy(config, spec, warmup)
     to_env = clip_action(spec)
 
     def collect(carry: Carry):
-        reset_key, step_keys = agent.collect_keys(carry.agent.key, config, spec)
-        act = lambda key, obs: policy(key, carry.agent, obs)  # noqa: E731
+        key, update_key = jax.random.split(carry.key)
+        act = lambda k, obs: policy(k, carry.agent, obs)  # noqa: E731
         if coll.episodic:  # fresh envs, one episode each; the carried envs wait
+            reset_key, roll_key = jax.random.split(update_key)
             env_state, obs = envs.reset(reset_key, env, env_params, coll.num_envs)
+            step_keys = jax.random.split(roll_key, coll.num_steps)
             _, _, traj = rollout(step_keys, act, env, env_params, env_state, obs, to_env)
-            return carry.env_state, carry.obs, keep_first_episode(traj)
-        return rollout(step_keys, act, env, env_params, carry.env_state, carry.obs, to_env)
+            return key, carry.env_state, carry.obs, keep_first_episode(traj)
+        step_keys = jax.random.split(update_key, coll.num_steps)
+        env_state, obs, traj = rollout(
+            step_keys, act, env, env_params, carry.env_state, carry.obs, to_env
+        )
+        return key, env_state, obs, traj
 
     return collect
 
@@ -78,25 +101,28 @@ def update_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env, env_params, wa
     learn = learn_fn(agent, config, spec, warmup)
 
     def update(carry: Carry):
-        env_state, obs, traj = collect(carry)
-        return learn(carry._replace(env_state=env_state, obs=obs), traj)
+        key, env_state, obs, traj = collect(carry)
+        return learn(carry._replace(env_state=env_state, obs=obs, key=key), traj)
 
     return update
 
 
 def init_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env=None, env_params=None):
-    """``init(key) -> Carry``: the agent's state and (on gymnax) the reset envs."""
+    """``init(run_key) -> Carry``: the agent's state and (on gymnax) the reset envs, each
+    from its own stream of the run key (:func:`streams`)."""
     num_envs = agent.collection(config, spec).num_envs
 
-    def init(key: PRNGKey) -> Carry:
-        state = agent.init(key, config, spec)
+    def init(run_key: PRNGKey) -> Carry:
+        keys = streams(run_key)
+        state = agent.init(keys.init, config, spec)
+        window = envs.episode_window_init()
         if env is None:  # host envs: the environments live in Python
             obs = jnp.zeros((num_envs, *spec.obs_shape), jnp.float32)
-            return Carry(state, None, obs, envs.episode_window_init())
-        env_state, obs = envs.reset(agent.env_key(key), env, env_params, num_envs)
+            return Carry(state, None, obs, window, keys.collect)
+        env_state, obs = envs.reset(keys.env, env, env_params, num_envs)
         # Some resets leave weak-typed leaves that step makes strong: a retrace per chunk.
         env_state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), env_state)
-        return Carry(state, env_state, obs, envs.episode_window_init())
+        return Carry(state, env_state, obs, window, keys.collect)
 
     return init
 
