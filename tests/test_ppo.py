@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rljax import envs, evaluation, networks, stats
-from rljax.agents import AGENTS, ConfigError, common, ppo
+from rljax.agents import AGENTS, ConfigError, base, ppo
 from rljax.run import loop
 from rljax.types import Transition
 
@@ -141,7 +141,8 @@ def test_continuous_stores_raw_sample_and_its_log_prob(pendulum):
     config = _tiny(init_log_std=1.5)  # σ ≈ 4.5 on bounds ±2: many samples out of bounds
     carry = loop.init_fn(ppo.AGENT, config, spec, env, env_params)(jax.random.key(0))
     state = carry.agent
-    _, _, traj = jax.jit(loop.collect_fn(ppo.AGENT, config, spec, env, env_params, False))(carry)
+    collect = loop.collect_fn(ppo.AGENT, config, spec, env, env_params, False)
+    _, _, _, traj = jax.jit(collect)(carry)
     assert traj.action.shape == (16, 4, 1)
     assert (jnp.abs(traj.action) > spec.action_high).mean() > 0.2  # raw samples stored
     mean, log_std = ppo._network(config, spec)[0](state.params, traj.obs)[0]
@@ -151,8 +152,8 @@ def test_continuous_stores_raw_sample_and_its_log_prob(pendulum):
     assert not np.allclose(traj.log_prob, clipped)
     # The env received the clipped action: stepping with it reproduces the stored successor.
     assert np.asarray(jnp.abs(traj.action[0]) > spec.action_high).any()
-    step_keys = ppo.AGENT.collect_keys(state.key, config, spec)[1]
-    env_key = jax.random.split(step_keys[0])[1]  # as rollout
+    update_key = jax.random.split(carry.key)[1]  # as the runner's collection
+    env_key = jax.random.split(jax.random.split(update_key, config.num_steps)[0])[1]
     clipped_action = jnp.clip(traj.action[0], spec.action_low, spec.action_high)
     obs, *_ = envs.step(env_key, env, env_params, carry.env_state, clipped_action)
     np.testing.assert_allclose(obs, traj.next_obs[0], rtol=1e-6, atol=1e-6)
@@ -229,10 +230,10 @@ def test_learning_rate_anneals_to_zero(cartpole):
 
 def test_registered_with_presets(cartpole):
     assert AGENTS["ppo"] is ppo.AGENT
-    for name, kw in ppo.PRESETS.items():
+    for name, kw in ppo.AGENT.presets.items():
         env = envs.make("Pendulum-v1") if name == "pendulum" else cartpole
         ppo.PPOConfig(**kw).validate(envs.spec(*env))
-    c = ppo.PPOConfig(**ppo.PRESETS["cleanrl"])
+    c = ppo.PPOConfig(**ppo.AGENT.presets["cleanrl"])
     assert (c.num_envs, c.num_steps, c.num_epochs, c.num_minibatches) == (4, 128, 4, 4)
     assert (c.lr, c.gamma, c.gae_lambda, c.clip_eps) == (2.5e-4, 0.99, 0.95, 0.2)
     assert (c.ent_coef, c.vf_coef, c.max_grad_norm, c.total_steps) == (0.01, 0.5, 0.5, 500_000)
@@ -241,7 +242,7 @@ def test_registered_with_presets(cartpole):
 
 def _train_and_eval(env_name, preset, num_seeds):
     env, env_params = envs.make(env_name)
-    config = ppo.PPOConfig(**ppo.PRESETS[preset])
+    config = ppo.PPOConfig(**ppo.AGENT.presets[preset])
     config.validate(envs.spec(env, env_params))
     keys = jax.random.split(jax.random.key(0), num_seeds)
     carry, _ = jax.jit(jax.vmap(loop.make_train(ppo.AGENT, config, env, env_params)))(keys)
@@ -316,7 +317,7 @@ def test_advantages_are_truncation_correct_gae(cartpole):
     adv, v_old = jax.jit(ppo.advantages, static_argnums=(2, 3))(params, traj, config, spec)
     assert adv.shape == v_old.shape == (6, 3)
 
-    apply, _ = common.actor_critic_network(
+    apply, _ = base.actor_critic_network(
         spec, config.hidden_size, config.num_layers, config.activation
     )
     v = np.asarray(apply(params, traj.obs)[1], np.float64)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rljax import envs, evaluation, returns
-from rljax.agents import common, reinforce
+from rljax.agents import base, reinforce
 from rljax.run import loop
 from rljax.types import Transition
 
@@ -60,7 +60,7 @@ def np_log_softmax(x):
 def test_loss_matches_numpy(cartpole, baseline, normalize):
     _, _, spec = cartpole
     config = reinforce.ReinforceConfig(baseline=baseline, normalize_advantages=normalize, gamma=0.9)
-    actor, critic = common.actor_and_critic(spec, 16, 1, "relu")
+    actor, critic = base.actor_and_critic(spec, 16, 1, "relu")
     traj = fixed_batch()
     k1, k2 = jax.random.split(jax.random.key(0))
     params = {"policy": actor.init(k1, traj.obs[0, 0]), "baseline": critic.init(k2, traj.obs[0, 0])}
@@ -86,10 +86,10 @@ def test_loss_matches_numpy(cartpole, baseline, normalize):
     if normalize:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     policy = -(logp * adv).mean()
-    base = ((g - v) ** 2).mean() if baseline else 0.0
+    base_loss = ((g - v) ** 2).mean() if baseline else 0.0
     np.testing.assert_allclose(info["policy_loss"], policy, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(info["baseline_loss"], base, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(loss, policy + base, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(info["baseline_loss"], base_loss, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loss, policy + base_loss, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(info["return_mean"], g.mean(), rtol=1e-4, atol=1e-5)
 
 
@@ -149,7 +149,7 @@ def test_gradient_isolation(cartpole):
     """L_π gives the baseline no gradient; L_V none to the policy; the return target none."""
     _, _, spec = cartpole
     config = reinforce.ReinforceConfig(gamma=0.9)
-    actor, critic = common.actor_and_critic(spec, 16, 1, "relu")
+    actor, critic = base.actor_and_critic(spec, 16, 1, "relu")
     traj = fixed_batch()
     k1, k2 = jax.random.split(jax.random.key(1))
     params = {"policy": actor.init(k1, traj.obs[0, 0]), "baseline": critic.init(k2, traj.obs[0, 0])}
@@ -164,7 +164,7 @@ def test_gradient_isolation(cartpole):
     # the baseline's gradient is that of a fixed-target regression (no gradient through G)
     v_next = critic.apply(params["baseline"], traj.next_obs)
     discount = 0.9 * (1.0 - traj.terminated.astype(jnp.float32))
-    g = common.over_envs(returns.discounted_returns)(traj.reward, discount, v_next, traj.done)
+    g = base.over_envs(returns.discounted_returns)(traj.reward, discount, v_next, traj.done)
     fixed = jax.grad(lambda p: jnp.mean((g - critic.apply(p, traj.obs)) ** 2))(params["baseline"])
     for x, y in zip(jax.tree.leaves(g_v["baseline"]), jax.tree.leaves(fixed), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
@@ -214,12 +214,12 @@ def test_update_step_does_not_retrace(cartpole):
 
 def test_validate_rejects_continuous_env():
     env, env_params = envs.make("Pendulum-v1")
-    with pytest.raises(common.ConfigError, match="--agent reinforce"):
+    with pytest.raises(base.ConfigError, match="--agent reinforce"):
         reinforce.ReinforceConfig().validate(envs.spec(env, env_params))
 
 
 def test_validate_rejects_bad_field(cartpole):
-    with pytest.raises(common.ConfigError, match="--baseline-lr"):
+    with pytest.raises(base.ConfigError, match="--baseline-lr"):
         reinforce.ReinforceConfig(baseline_lr=0.0).validate(cartpole[2])
 
 
@@ -231,7 +231,7 @@ def test_no_baseline_flag_name():
 @pytest.mark.slow
 def test_learns_cartpole(cartpole):
     env, env_params, spec = cartpole
-    config = reinforce.ReinforceConfig(**reinforce.PRESETS["default"])
+    config = reinforce.ReinforceConfig(**reinforce.AGENT.presets["default"])
     train = jax.jit(jax.vmap(loop.make_train(reinforce.AGENT, config, env, env_params)))
     keys = jax.random.split(jax.random.key(0), 8)
     carry, _ = train(keys)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rljax import envs, evaluation
-from rljax.agents import common, td_actor_critic
+from rljax.agents import base, td_actor_critic
 from rljax.run import loop
 from rljax.types import Transition
 
@@ -42,7 +42,7 @@ def fixed_batch(seed=0):
 
 
 def setup(spec, seed=0):
-    actor, critic = common.actor_and_critic(spec, 16, 1, "relu")
+    actor, critic = base.actor_and_critic(spec, 16, 1, "relu")
     traj = fixed_batch(seed)
     k1, k2 = jax.random.split(jax.random.key(seed))
     params = {"actor": actor.init(k1, traj.obs[0, 0]), "critic": critic.init(k2, traj.obs[0, 0])}
@@ -156,19 +156,19 @@ def test_update_step_does_not_retrace(cartpole):
 
 def test_validate_rejects_continuous_env():
     env, env_params = envs.make("Pendulum-v1")
-    with pytest.raises(common.ConfigError, match="--agent td_actor_critic"):
+    with pytest.raises(base.ConfigError, match="--agent td_actor_critic"):
         td_actor_critic.TDActorCriticConfig().validate(envs.spec(env, env_params))
 
 
 def test_validate_rejects_bad_field(cartpole):
-    with pytest.raises(common.ConfigError, match="--ema-alpha"):
+    with pytest.raises(base.ConfigError, match="--ema-alpha"):
         td_actor_critic.TDActorCriticConfig(ema_alpha=1.5).validate(cartpole[2])
 
 
 @pytest.mark.slow
 def test_learns_cartpole(cartpole):
     env, env_params, spec = cartpole
-    config = td_actor_critic.TDActorCriticConfig(**td_actor_critic.PRESETS["default"])
+    config = td_actor_critic.TDActorCriticConfig(**td_actor_critic.AGENT.presets["default"])
     train = jax.jit(jax.vmap(loop.make_train(td_actor_critic.AGENT, config, env, env_params)))
     keys = jax.random.split(jax.random.key(0), 8)
     carry, _ = train(keys)
