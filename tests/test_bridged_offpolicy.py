@@ -15,8 +15,8 @@ import pytest
 
 from rljax import envs, envs_gymnasium
 from rljax.agents import ddpg, td3
-from rljax.io import bridged
 from rljax.rollout import rollout
+from rljax.run import loop
 
 ENV, ENV_PARAMS = envs.make("Pendulum-v1")
 SPEC = envs.spec(ENV, ENV_PARAMS)
@@ -25,50 +25,150 @@ TINY = dict(
 )
 CONFIGS = {
     "ddpg": ddpg.DDPGConfig(**TINY, num_envs=2),
-    # policy_delay 2, and σ decaying with every env step (the policy reads it from its params).
+    # policy_delay 2, and σ decaying with env_steps (the policy reads it from the agent state).
     "td3": td3.TD3Config(**TINY, num_envs=2, exploration="epsilon_decay", exploration_noise=0.5),
 }
+AGENT = {"ddpg": ddpg.AGENT, "td3": td3.AGENT}
+
+
+def key_data(tree):
+    """``tree`` with its typed PRNG keys as their raw data (comparable as arrays)."""
+    is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
+
+
+def _gymnax_runs(agent, config, num_seeds=2):
+    """Seed-vmapped initial runs on gymnax Pendulum, and the jitted gymnax updates per phase."""
+    keys = jax.random.split(jax.random.key(0), num_seeds)
+    carry = jax.jit(jax.vmap(loop.init_fn(agent, config, SPEC, ENV, ENV_PARAMS)))(keys)
+    updates = {
+        w: jax.jit(jax.vmap(loop.update_fn(agent, config, SPEC, ENV, ENV_PARAMS, w)))
+        for w in (True, False)
+    }
+    return carry, updates
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_update_step_is_rollout_plus_learn_step(name):
-    """update_step = policy_delay one-step rollouts with make_policy + learn_step, bitwise, in
-    a warm-up update and in a learning update."""
-    config = CONFIGS[name]
-    n_warm = config.warmup_updates(SPEC)
+def test_bridge_pieces_reproduce_the_gymnax_update(name):
+    """The pieces the host bridge uses (the agent's make_policy acting step by step with the
+    run's collection stream, the steps brought to the host as numpy, then the bridge's learner
+    jit(vmap(loop.learn_fn))) reproduce the gymnax update loop.update_fn bitwise on the same
+    transitions (replay, networks, optimisers, counters, window, metrics, keys), in warm-up
+    updates and in learning updates; warm-up only stores, learning learns."""
+    agent, config = AGENT[name], CONFIGS[name]
+    n_warm = agent.warmup_updates(config, SPEC)
     assert n_warm >= 1 and (name != "td3" or config.policy_delay == 2)
-    step = jax.jit(lambda s: ddpg.update_step(s, config, ENV, ENV_PARAMS))
-    policy = ddpg.make_policy(config, SPEC)
+    carry, updates = _gymnax_runs(agent, config)
+    learners = {w: jax.jit(jax.vmap(loop.learn_fn(agent, config, SPEC, w))) for w in (True, False)}
 
-    def by_hand(s):
-        _, act_keys, _, _ = ddpg.split_update_key(s.key, config)
-        env_state, obs, steps = s.env_state, s.obs, []
-        for j, act_key in enumerate(act_keys):
-            params = ddpg.exploration_params(s)._replace(
-                env_steps=s.env_steps + j * config.num_envs
-            )
-            env_state, obs, traj = rollout(
-                act_key, policy, params, ENV, ENV_PARAMS, env_state, obs, 1
-            )
-            steps.append(traj)
-        traj = jax.tree.map(lambda *x: jnp.concatenate(x), *steps)
-        return ddpg.learn_step(s._replace(env_state=env_state, obs=obs), traj, config, SPEC)
+    T = agent.collection(config, SPEC).num_steps
 
-    by_hand = jax.jit(by_hand)
-    state = ddpg.init(jax.random.key(0), config, ENV, ENV_PARAMS)
+    def by_hand(c, warmup):
+        policy = agent.make_policy(config, SPEC, warmup)
+        key, update_key = jax.random.split(c.key)  # the collection stream, split per update
+        act = lambda k, obs: policy(k, c.agent, obs)
+        env_state, obs, traj = rollout(
+            jax.random.split(update_key, T),
+            act,
+            ENV,
+            ENV_PARAMS,
+            c.env_state,
+            c.obs,
+            loop.clip_action(SPEC),
+        )
+        return c._replace(key=key, env_state=env_state, obs=obs), traj
+
+    collect = {w: jax.jit(jax.vmap(lambda c, w=w: by_hand(c, w))) for w in (True, False)}
     for u in range(n_warm + 2):
-        ref, ref_m = step(state)
-        got, got_m = by_hand(state)
-        chex.assert_trees_all_equal((ref, ref_m), (got, got_m))
-        learning = u >= n_warm
-        assert (int(got.actor_opt_state[0].count) > 0) == learning
-        assert (float(got_m["critic_loss"]) != 0.0) == learning
-        state = ref
-    assert int(state.env_steps) == (n_warm + 2) * config.steps_per_update(SPEC)
+        warm = u < n_warm
+        ref, ref_m = updates[warm](carry)
+        collected, traj = collect[warm](carry)
+        traj = jax.device_get(traj)  # on the host, as host_rollout gives it
+        got, got_m = learners[warm](collected, traj)
+        chex.assert_trees_all_equal(key_data((ref, ref_m)), key_data((got, got_m)))
+        s0, s1 = carry.agent, got.agent
+        np.testing.assert_array_equal(s1.actor_opt_state[0].count > 0, [not warm] * 2)
+        np.testing.assert_array_equal(got_m["critic_loss"] != 0.0, [not warm] * 2)
+        n = (u + 1) * config.steps_per_update(SPEC)
+        np.testing.assert_array_equal(s1.replay.size, [n, n])
+        if warm:  # only stored: the networks and optimisers as they were
+            chex.assert_trees_all_equal(
+                (s0.actor_params, s0.critic_params, s0.critic_opt_state),
+                (s1.actor_params, s1.critic_params, s1.critic_opt_state),
+            )
+            assert np.all(np.abs(traj.action) <= 2.0)
+        carry = ref
+    assert (np.asarray(carry.agent.env_steps) == (n_warm + 2) * config.steps_per_update(SPEC)).all()
+
+
+class GymnaxHost:
+    """gymnax Pendulum stepped on the host, behind the interface host_rollout uses (for the
+    gymnax path's environments, picked up where a gymnax run left them)."""
+
+    def __init__(self, env_state, obs):
+        self.env_state, self.obs = env_state, np.asarray(obs)
+        self.num_seeds, self.num_envs = self.obs.shape[:2]
+        step = lambda k, s, a: envs.step(k, ENV, ENV_PARAMS, s, a)
+        self._step = jax.jit(jax.vmap(step))
+        self._keys = jax.random.split(jax.random.key(99), self.num_seeds)
+
+    def step(self, action):
+        action = np.clip(action, SPEC.action_low, SPEC.action_high)
+        obs, self.env_state, reward, terminated, truncated, info = self._step(
+            self._keys, self.env_state, action
+        )
+        self.obs = np.asarray(obs)
+        return {
+            "obs": self.obs,
+            "reward": np.asarray(reward),
+            "terminated": np.asarray(terminated),
+            "truncated": np.asarray(truncated),
+            "final_obs": np.asarray(info["final_observation"]),
+            "episode_return": np.asarray(info["episode_return"]),
+            "episode_length": np.asarray(info["episode_length"]),
+        }
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_host_path_and_gymnax_path_store_and_learn_the_same(name):
+    """From the end of a gymnax run's warm-up, with a deterministic behaviour policy (σ = 0,
+    so the same states give the same actions): the host path (host_rollout with the agent's
+    make_policy, then the bridge's jit(vmap(loop.learn_fn))) and the gymnax path
+    (loop.update_fn) see the same transitions and store and learn the same."""
+    agent = AGENT[name]
+    config = CONFIGS[name].replace(exploration_noise=0.0)
+    n_warm = agent.warmup_updates(config, SPEC)
+    carry, updates = _gymnax_runs(agent, config)
+    for _ in range(n_warm):
+        carry, _ = updates[True](carry)
+    host = GymnaxHost(carry.env_state, carry.obs)
+    policy = agent.make_policy(config, SPEC, False)
+    learn = jax.jit(jax.vmap(loop.learn_fn(agent, config, SPEC, False)))
+    T = agent.collection(config, SPEC).num_steps
+    ref, got = carry, carry._replace(env_state=None)
+    for _ in range(3):
+        ref, ref_m = updates[False](ref)
+        key, traj = envs_gymnasium.host_rollout(got.key, policy, got.agent, host, T)
+        assert traj.reward.shape == (2, T, config.num_envs)
+        assert not traj.done.any()  # no resets: the envs' own keys play no part
+        got, got_m = learn(got._replace(key=key), traj)
+        chex.assert_trees_all_close(host.obs, ref.obs, rtol=1e-6)
+        chex.assert_trees_all_close(
+            key_data((got.agent, got.window, got_m)),
+            key_data((ref.agent, ref.window, ref_m)),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    assert (np.asarray(got.agent.actor_opt_state[0].count) == 3).all()
+    n = (n_warm + 3) * config.steps_per_update(SPEC)
+    np.testing.assert_array_equal(got.agent.replay.size, [n, n])
+    chex.assert_trees_all_equal(got.agent.replay.data.action, ref.agent.replay.data.action)
 
 
 def _bridged_run(config, num_updates, num_seeds=2, max_steps=None, seed=7):
-    """``num_updates`` bridged updates on Pendulum: (spec, initial state, final state, trajs)."""
+    """``num_updates`` bridged updates on Pendulum, as the bridge runs them (host_rollout with
+    the agent's make_policy, then jit(vmap(loop.learn_fn)), each in its phase):
+    (spec, initial carry, final carry, trajs [S, U·T, N], metrics per update)."""
     kwargs = {} if max_steps is None else {"max_episode_steps": max_steps}
     name = "gymnasium:Pendulum-v1"
     vecs = [
@@ -77,26 +177,26 @@ def _bridged_run(config, num_updates, num_seeds=2, max_steps=None, seed=7):
     ]
     host = envs_gymnasium.HostEnvs(vecs)
     spec = envs_gymnasium.spec(vecs[0])
-    bridge = bridged.BRIDGED[config.agent_name]
-    state0 = jax.jit(jax.vmap(lambda k: bridge.init(k, config, spec)))(
+    agent = AGENT[config.agent_name]
+    n_warm = agent.warmup_updates(config, spec)
+    carry0 = jax.jit(jax.vmap(loop.init_fn(agent, config, spec)))(
         jax.random.split(jax.random.key(0), num_seeds)
     )
-    policy = bridge.make_policy(config, spec)
-    learn = jax.jit(jax.vmap(lambda s, t: bridge.learn_step(s, t, config, spec)))
-    keys = jax.random.split(jax.random.key(1), num_seeds)
-    state, trajs, metrics = state0, [], []
+    policies = {w: agent.make_policy(config, spec, w) for w in (True, False)}
+    learners = {w: jax.jit(jax.vmap(loop.learn_fn(agent, config, spec, w))) for w in (True, False)}
+    T = agent.collection(config, spec).num_steps
+    carry, trajs, metrics = carry0, [], []
     try:
-        for _ in range(num_updates):
-            keys, traj = envs_gymnasium.host_rollout(
-                keys, policy, bridge.policy_params(state), host, bridge.rollout_length(config)
-            )
-            state, m = learn(state, traj)
+        for u in range(num_updates):
+            warm = u < n_warm
+            key, traj = envs_gymnasium.host_rollout(carry.key, policies[warm], carry.agent, host, T)
+            carry, m = learners[warm](carry._replace(key=key), traj)
             trajs.append(traj)
             metrics.append(m)
     finally:
         host.close()
     traj = jax.tree.map(lambda *x: np.concatenate(x, axis=1), *trajs)  # [S, U·T, N]
-    return spec, state0, state, traj, metrics
+    return spec, carry0, carry, traj, metrics
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -105,7 +205,8 @@ def test_bridged_pendulum_learns_finite_and_fills_replay(name):
     spec = envs_gymnasium.spec("gymnasium:Pendulum-v1")
     n_warm = config.warmup_updates(spec)
     u = n_warm + 3
-    _, state0, state, traj, metrics = _bridged_run(config, u)
+    _, carry0, carry, traj, metrics = _bridged_run(config, u)
+    state0, state = carry0.agent, carry.agent
     per_update = config.steps_per_update(spec)
     np.testing.assert_array_equal(state.replay.size, [u * per_update] * 2)
     np.testing.assert_array_equal(state.env_steps, [u * per_update] * 2)
@@ -117,7 +218,7 @@ def test_bridged_pendulum_learns_finite_and_fills_replay(name):
     assert warm.max() > 1.0 and warm.min() < -1.0
     assert all(float(m["critic_loss"][0]) == 0.0 for m in metrics[:n_warm])
     assert all(float(m["critic_loss"][0]) != 0.0 for m in metrics[n_warm:])
-    assert state.env_state is None  # the envs live on the host
+    assert carry.env_state is None  # the envs live on the host
     for a, b in zip(
         jax.tree.leaves(state0.actor_params), jax.tree.leaves(state.actor_params), strict=True
     ):
@@ -135,7 +236,8 @@ def test_bridged_replay_keeps_the_final_observation_at_truncation():
     """Pendulum truncated at 5 steps: the stored next_obs at the time limit is the real final
     observation (replayed by hand in one Gymnasium env), not the reset one; never terminal."""
     config = CONFIGS["td3"]
-    _, _, state, traj, _ = _bridged_run(config, 4, num_seeds=1, max_steps=5, seed=11)
+    _, _, carry, traj, _ = _bridged_run(config, 4, num_seeds=1, max_steps=5, seed=11)
+    state = carry.agent
     d = jax.tree.map(lambda x: np.asarray(x[0]), state.replay.data)
     n = config.num_envs
     assert int(state.replay.size[0]) == 8 * n

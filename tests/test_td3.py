@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from rljax import envs, evaluation
-from rljax.agents import AGENTS, common, ddpg, td3
+from rljax.agents import AGENTS, ConfigError, ddpg, td3
+from rljax.run import loop
 
 ENV, ENV_PARAMS = envs.make("Pendulum-v1")
 SPEC = envs.spec(ENV, ENV_PARAMS)
@@ -41,7 +42,7 @@ def test_defaults_are_td3():
 
 def test_twin_critics_are_distinct_and_target_is_their_minimum():
     config = tiny(target_noise=0.0, gamma=0.9)
-    state = ddpg.init(jax.random.key(0), config, ENV, ENV_PARAMS)
+    state = td3.AGENT.init(jax.random.key(0), config, SPEC)
     nets = ddpg.make_networks(config, SPEC)
     leaves = jax.tree.leaves(state.critic_params)
     assert all(x.shape[0] == 2 for x in leaves)
@@ -58,7 +59,7 @@ def test_twin_critics_are_distinct_and_target_is_their_minimum():
 
 def test_each_critic_gets_its_own_gradient():
     config = tiny()
-    state = ddpg.init(jax.random.key(0), config, ENV, ENV_PARAMS)
+    state = td3.AGENT.init(jax.random.key(0), config, SPEC)
     nets = ddpg.make_networks(config, SPEC)
     batch = batch_of(jax.random.key(1))
     y = jnp.ones((16,))
@@ -85,11 +86,15 @@ def test_target_smoothing_noise_is_clipped():
 @pytest.mark.parametrize("delay", [2, 3])
 def test_delayed_actor_and_target_updates(delay):
     config = tiny(policy_delay=delay, learning_starts=8 * delay, total_steps=64 * delay, tau=0.1)
-    step = jax.jit(lambda s: ddpg.update_step(s, config, ENV, ENV_PARAMS))
-    state = ddpg.init(jax.random.key(0), config, ENV, ENV_PARAMS)
+    steps = {
+        warmup: jax.jit(loop.update_fn(td3.AGENT, config, SPEC, ENV, ENV_PARAMS, warmup))
+        for warmup in (True, False)
+    }
+    carry = loop.init_fn(td3.AGENT, config, SPEC, ENV, ENV_PARAMS)(jax.random.key(0))
     for _ in range(config.warmup_updates(SPEC)):
-        state, _ = step(state)
-    new, _ = step(state)
+        carry, _ = steps[True](carry)
+    state = carry.agent
+    new = steps[False](carry)[0].agent
     # One update: `delay` env steps and critic steps, ONE actor step and ONE target update.
     assert int(new.env_steps - state.env_steps) == delay == config.steps_per_update(SPEC)
     assert int(new.critic_opt_state[0].count) == delay
@@ -118,33 +123,36 @@ def test_delayed_actor_and_target_updates(delay):
 )
 def test_validate_rejects_bad_input(env_name, kw, flag):
     env, env_params = envs.make(env_name)
-    with pytest.raises(common.ConfigError, match=flag):
+    with pytest.raises(ConfigError, match=flag):
         tiny(**kw).validate(envs.spec(env, env_params))
 
 
 def test_presets_validate():
-    for preset in td3.PRESETS.values():
+    for preset in td3.AGENT.presets.values():
         td3.TD3Config(**preset).validate(SPEC)
 
 
 def test_make_train_jit_vmap_two_seeds():
     config = tiny(total_steps=40)
     keys = jax.random.split(jax.random.key(0), 2)
-    state, metrics = jax.jit(jax.vmap(ddpg.make_train(config, ENV, ENV_PARAMS)))(keys)
+    train = loop.make_train(td3.AGENT, config, ENV, ENV_PARAMS)
+    carry, metrics = jax.jit(jax.vmap(train))(keys)
+    state = carry.agent
     n = config.total_steps // config.steps_per_update(SPEC)
     assert metrics["critic_loss"].shape == (2, n)
     np.testing.assert_array_equal(state.env_steps, [40, 40])
+    np.testing.assert_array_equal(state.update, [n, n])
     chex.assert_tree_all_finite(state.actor_params)
-    assert not jnp.allclose(state.obs[0], state.obs[1])
+    assert not jnp.allclose(carry.obs[0], carry.obs[1])
 
 
 @pytest.mark.slow
 def test_td3_learns_pendulum():
     config = td3.TD3Config()
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(8))
-    state, _ = jax.jit(jax.vmap(ddpg.make_train(config, ENV, ENV_PARAMS)))(keys)
-    act = ddpg.make_act(config, ENV, ENV_PARAMS)
+    carry, _ = jax.jit(jax.vmap(loop.make_train(td3.AGENT, config, ENV, ENV_PARAMS)))(keys)
+    act = td3.AGENT.make_act(config, SPEC)
     greedy = lambda k, p, o: act(k, p, o, True)  # noqa: E731
     ev = jax.jit(jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, ENV, ENV_PARAMS, 100)))
-    returns = np.asarray(ev(keys, state.actor_params).mean(-1))
+    returns = np.asarray(ev(keys, td3.AGENT.params(carry.agent)).mean(-1))
     assert (returns >= -200).sum() >= 7, returns
