@@ -18,9 +18,7 @@ from rljax.run import experiment, loop
 
 def _rows(*keys) -> np.ndarray:
     """Each key's raw data as one row (keys of any batch shape)."""
-    return np.concatenate(
-        [np.asarray(jax.random.key_data(k)).reshape(-1, 2) for k in keys], axis=0
-    )
+    return np.concatenate([np.asarray(jax.random.key_data(k)).reshape(-1, 2) for k in keys], axis=0)
 
 
 def _derived(run_key, num_envs: int, num_steps: int, max_steps: int) -> dict:
