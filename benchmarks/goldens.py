@@ -53,7 +53,7 @@ def param_hash(tree) -> str:
 
 def named_params(state) -> dict:
     """The learnable parameters of a final agent state, by name."""
-    names = ("params", "actor_params", "critic_params", "policy_params", "baseline_params")
+    names = ("params", "actor_params", "critic_params")
     state = getattr(state, "agent", state)  # the runner's carry holds the agent's state
     fields = getattr(state, "_fields", ())
     return {n: getattr(state, n) for n in names if n in fields}

@@ -81,3 +81,15 @@ def floating(fn: str, **arrays: Any) -> None:
         dtype = _dtype(x)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(f"{fn}: {name} must be a floating-point array, got dtype {dtype}")
+
+
+def series(fn: str, done_t: Any = None, **floats: Any) -> None:
+    """Time-major arrays of one shape (:func:`time_major`), the ``floats`` of a float dtype."""
+    time_major(fn, **floats, **({} if done_t is None else {"done_t": done_t}))
+    floating(fn, **floats)
+
+
+def per_step(fn: str, mask: Any = None, **floats: Any) -> None:
+    """Float arrays of one shape, and an optional ``mask`` of that shape."""
+    same_shape(fn, **floats, mask=mask)
+    floating(fn, **floats)

@@ -59,8 +59,7 @@ def policy_gradient_loss(
       the loss: a scalar, or ``logp_t``'s shape for ``reduction="none"``.
     """
     fn = "policy_gradient_loss"
-    _checks.same_shape(fn, logp_t=logp_t, adv_t=adv_t, mask=mask)
-    _checks.floating(fn, logp_t=logp_t, adv_t=adv_t)
+    _checks.per_step(fn, mask, logp_t=logp_t, adv_t=adv_t)
     _check_reduction(fn, reduction)
     return _reduce(-logp_t * jax.lax.stop_gradient(adv_t), mask, reduction)
 
@@ -149,8 +148,7 @@ def value_loss(
       the loss: a scalar, or ``v_tm1``'s shape for ``reduction="none"``.
     """
     fn = "value_loss"
-    _checks.same_shape(fn, v_tm1=v_tm1, target_tm1=target_tm1, mask=mask)
-    _checks.floating(fn, v_tm1=v_tm1, target_tm1=target_tm1)
+    _checks.per_step(fn, mask, v_tm1=v_tm1, target_tm1=target_tm1)
     _check_reduction(fn, reduction)
     err = jax.lax.stop_gradient(target_tm1) - v_tm1
     if kind == "l2":
@@ -183,8 +181,7 @@ def clipped_value_loss(
       the loss: a scalar, or ``v_tm1``'s shape for ``reduction="none"``.
     """
     fn = "clipped_value_loss"
-    _checks.same_shape(fn, v_tm1=v_tm1, old_v_tm1=old_v_tm1, target_tm1=target_tm1, mask=mask)
-    _checks.floating(fn, v_tm1=v_tm1, old_v_tm1=old_v_tm1, target_tm1=target_tm1)
+    _checks.per_step(fn, mask, v_tm1=v_tm1, old_v_tm1=old_v_tm1, target_tm1=target_tm1)
     _check_reduction(fn, reduction)
     target = jax.lax.stop_gradient(target_tm1)
     old = jax.lax.stop_gradient(old_v_tm1)
@@ -217,8 +214,7 @@ def ppo_clip_loss(
       the loss: a scalar, or ``logp_t``'s shape for ``reduction="none"``.
     """
     fn = "ppo_clip_loss"
-    _checks.same_shape(fn, logp_t=logp_t, old_logp_t=old_logp_t, adv_t=adv_t, mask=mask)
-    _checks.floating(fn, logp_t=logp_t, old_logp_t=old_logp_t, adv_t=adv_t)
+    _checks.per_step(fn, mask, logp_t=logp_t, old_logp_t=old_logp_t, adv_t=adv_t)
     _check_reduction(fn, reduction)
     adv = jax.lax.stop_gradient(adv_t)
     ratio = jnp.exp(logp_t - jax.lax.stop_gradient(old_logp_t))

@@ -60,9 +60,8 @@ def lambda_returns(
       ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
     fn = "lambda_returns"
-    _checks.time_major(fn, r_t=r_t, discount_t=discount_t, v_t=v_t, done_t=done_t)
+    _checks.series(fn, done_t=done_t, r_t=r_t, discount_t=discount_t, v_t=v_t)
     _checks.scalar_or_shape(fn, "lambda_", lambda_, "r_t", r_t)
-    _checks.floating(fn, r_t=r_t, discount_t=discount_t, v_t=v_t)
     dtype = jnp.result_type(r_t, discount_t, v_t)
     r_t, discount_t, v_t = (x.astype(dtype) for x in (r_t, discount_t, v_t))
     lambda_ = jnp.ones_like(r_t) * _as_float(lambda_, r_t)
@@ -107,8 +106,7 @@ def discounted_returns(
       ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
     fn = "discounted_returns"
-    _checks.time_major(fn, r_t=r_t, discount_t=discount_t, v_t=v_t, done_t=done_t)
-    _checks.floating(fn, r_t=r_t, discount_t=discount_t, v_t=v_t)
+    _checks.series(fn, done_t=done_t, r_t=r_t, discount_t=discount_t, v_t=v_t)
     return lambda_returns(r_t, discount_t, v_t, done_t, 1.0, stop_target_gradients)
 
 
@@ -146,9 +144,8 @@ def gae_advantages(
       ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
     fn = "gae_advantages"
-    _checks.time_major(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t, done_t=done_t)
+    _checks.series(fn, done_t=done_t, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
     _checks.scalar_or_shape(fn, "lambda_", lambda_, "r_t", r_t)
-    _checks.floating(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
     returns = lambda_returns(r_t, discount_t, v_t, done_t, lambda_, stop_target_gradients=False)
     adv = returns - v_tm1
     return jax.lax.stop_gradient(adv) if stop_target_gradients else adv
@@ -182,8 +179,7 @@ def td_errors(
       ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
     fn = "td_errors"
-    _checks.time_major(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
-    _checks.floating(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
+    _checks.series(fn, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
     target = r_t + discount_t * v_t
     if stop_target_gradients:
         target = jax.lax.stop_gradient(target)

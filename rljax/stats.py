@@ -136,16 +136,8 @@ def median(scores: np.ndarray) -> float:
 
     1-D: ``median_i x_i``. 2-D ``[runs, tasks]``: ``median_m (1 / n) sum_i x_{i,m}``, as
     rliable's ``aggregate_median`` (Agarwal et al. 2021, https://arxiv.org/abs/2108.13264).
-    For a single-column matrix this is that task's mean.
-
-    Args:
-        scores: ``[runs]`` or ``[runs, tasks]`` finite scores.
-
-    Returns:
-        The median as a Python float.
-
-    Raises:
-        ValueError: if ``scores`` is empty, has more than two dims, or holds NaN/inf.
+    For a single-column matrix this is that task's mean. Takes and rejects ``scores`` as
+    :func:`mean` does; returns a Python float.
     """
     a = _as_scores(scores)
     return float(np.median(a) if a.ndim == 1 else np.median(a.mean(axis=0)))

@@ -184,7 +184,7 @@ def test_train_jit_vmap_two_seeds(cartpole, baseline):
     np.testing.assert_array_equal(state.env_steps, [96, 96])
     np.testing.assert_array_equal(state.update, [3, 3])
     if not baseline:
-        assert state.baseline_params == {}
+        assert state.params["baseline"] == {}
     for k, v in metrics.items():
         assert v.shape == (2, 3), k
         assert np.all(np.isfinite(v)), k
@@ -238,5 +238,5 @@ def test_learns_cartpole(cartpole):
     act = reinforce.make_act(config, spec)
     greedy = lambda k, p, o: act(k, p, o, True)
     ev = jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, env, env_params, 100))
-    mean = ev(keys, carry.agent.policy_params).mean(-1)
+    mean = ev(keys, carry.agent.params["policy"]).mean(-1)
     assert int((mean >= spec.solved_threshold).sum()) >= 7, mean

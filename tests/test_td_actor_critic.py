@@ -175,5 +175,5 @@ def test_learns_cartpole(cartpole):
     act = td_actor_critic.make_act(config, spec)
     greedy = lambda k, p, o: act(k, p, o, True)
     ev = jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, env, env_params, 100))
-    mean = ev(keys, carry.agent.actor_params).mean(-1)
+    mean = ev(keys, carry.agent.params["actor"]).mean(-1)
     assert int((mean >= spec.solved_threshold).sum()) >= 7, mean

@@ -183,13 +183,4 @@ def learn_step(
     return state._replace(params=params, opt_state=opt_state), metrics
 
 
-AGENT = base.Agent(
-    name="a2c",
-    config=A2CConfig,
-    presets=presets.A2C,
-    init=init,
-    collection=collection,
-    make_policy=make_policy,
-    learn_step=learn_step,
-    make_act=make_act,
-)
+AGENT = base.define("a2c", A2CConfig, presets.A2C, globals())

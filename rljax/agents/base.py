@@ -187,6 +187,30 @@ def actor_critic_network(
     return apply, init
 
 
+def optimizer_steps(
+    optimizers: dict[str, optax.GradientTransformation], grads: dict, opt_state: dict, params: dict
+) -> tuple[dict, dict]:
+    """:func:`optimizer_step` of each named network with its own optimiser:
+    ``({name: params}, {name: opt_state})``."""
+    new = {k: optimizer_step(optimizers[k], grads[k], opt_state[k], params[k]) for k in params}
+    return {k: p for k, (p, _) in new.items()}, {k: o for k, (_, o) in new.items()}
+
+
+def steps_collection(config: Any, spec: envs.EnvSpec) -> Collection:
+    """``num_steps`` steps in each of ``num_envs`` envs per update, episodes continuing."""
+    del spec
+    return Collection(config.num_envs, config.num_steps)
+
+
+def define(name: str, config: type, presets: dict, namespace: dict, **fields: Any) -> Agent:
+    """The :class:`Agent` record of a module whose protocol functions have the protocol's
+    names (``init``, ``collection``, ``make_policy``, ``learn_step``, ``make_act``, taken
+    from ``namespace`` unless given in ``fields``)."""
+    names = ("init", "collection", "make_policy", "learn_step", "make_act")
+    found = {n: namespace[n] for n in names if n not in fields}
+    return Agent(name=name, config=config, presets=presets, **found, **fields)
+
+
 def categorical_policy(logits_fn: Callable[[Any, Array], Array]):
     """Behaviour policy ``policy(key, state, obs) -> (action, log_prob)`` from
     ``logits_fn(state, obs)``."""

@@ -322,15 +322,12 @@ def learn_step(
     return s, metrics
 
 
-AGENT = base.Agent(
-    name="ddpg",
-    config=DDPGConfig,
-    presets=presets.DDPG,
-    init=init,
+AGENT = base.define(
+    "ddpg",
+    DDPGConfig,
+    presets.DDPG,
+    globals(),
     collection=lambda config, spec: base.Collection(config.num_envs, config.policy_delay),
-    make_policy=make_policy,
-    learn_step=learn_step,
-    make_act=make_act,
     params=lambda state: state.actor_params,
     warmup_updates=lambda config, spec: config.warmup_updates(spec),
 )

@@ -259,13 +259,4 @@ def learn_step(
     return state._replace(params=params, opt_state=opt_state, key=key), metrics
 
 
-AGENT = base.Agent(
-    name="ppo",
-    config=PPOConfig,
-    presets=presets.PPO,
-    init=init,
-    collection=lambda config, spec: base.Collection(config.num_envs, config.num_steps),
-    make_policy=make_policy,
-    learn_step=learn_step,
-    make_act=make_act,
-)
+AGENT = base.define("ppo", PPOConfig, presets.PPO, globals(), collection=base.steps_collection)

@@ -71,10 +71,8 @@ class ReinforceConfig:
 
 
 class ReinforceState(NamedTuple):
-    policy_params: Params
-    baseline_params: Params  # {} without a baseline
-    policy_opt_state: optax.OptState
-    baseline_opt_state: optax.OptState
+    params: dict[str, Params]  # {"policy": ..., "baseline": ... ({} without a baseline)}
+    opt_state: dict[str, optax.OptState]  # one Adam per network
     key: PRNGKey
     update: Array  # shape=(), dtype=int32
     env_steps: Array  # shape=(), dtype=int32
@@ -117,10 +115,10 @@ def _networks(config: ReinforceConfig, spec: envs.EnvSpec):
 def _optimizers(config: ReinforceConfig, spec: envs.EnvSpec):
     n = base.num_updates(config.total_steps, config.steps_per_update(spec))
     steps = n if config.anneal_lr else None
-    return (
-        base.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
-        base.adam(config.baseline_lr, config.max_grad_norm, config.adam_eps, steps),
-    )
+    return {
+        "policy": base.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
+        "baseline": base.adam(config.baseline_lr, config.max_grad_norm, config.adam_eps, steps),
+    }
 
 
 def init(key: PRNGKey, config: ReinforceConfig, spec: envs.EnvSpec) -> ReinforceState:
@@ -128,17 +126,13 @@ def init(key: PRNGKey, config: ReinforceConfig, spec: envs.EnvSpec) -> Reinforce
     key, pi_key, v_key = jax.random.split(key, 3)
     obs = jnp.zeros(spec.obs_shape, jnp.float32)
     actor, critic = _networks(config, spec)
-    policy_params = actor.init(pi_key, obs)
-    baseline_params = critic.init(v_key, obs) if config.baseline else {}
-    pi_opt, v_opt = _optimizers(config, spec)
-    return ReinforceState(
-        policy_params,
-        baseline_params,
-        pi_opt.init(policy_params),
-        v_opt.init(baseline_params),
-        key,
-        **base.counters_init(),
-    )
+    params = {
+        "policy": actor.init(pi_key, obs),
+        "baseline": critic.init(v_key, obs) if config.baseline else {},
+    }
+    opts = _optimizers(config, spec)
+    opt_state = {k: opts[k].init(v) for k, v in params.items()}
+    return ReinforceState(params, opt_state, key, **base.counters_init())
 
 
 def make_act(config: ReinforceConfig, spec: envs.EnvSpec):
@@ -150,7 +144,7 @@ def make_policy(config: ReinforceConfig, spec: envs.EnvSpec, warmup: bool = Fals
     """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
     del warmup
     logits = _networks(config, spec)[0].apply
-    return base.categorical_policy(lambda state, obs: logits(state.policy_params, obs))
+    return base.categorical_policy(lambda state, obs: logits(state.params["policy"], obs))
 
 
 def learn_step(
@@ -163,35 +157,20 @@ def learn_step(
     """One step on each network from a batch of ``num_envs·num_steps`` env steps [T, N]."""
     del warmup
     actor, critic = _networks(config, spec)
-    params = {"policy": state.policy_params, "baseline": state.baseline_params}
     grads, loss_info = jax.grad(reinforce_loss, argnums=2, has_aux=True)(
-        actor.apply, critic.apply, params, traj, config
+        actor.apply, critic.apply, state.params, traj, config
     )
-    pi_opt, v_opt = _optimizers(config, spec)
-    policy_params, policy_opt_state = base.optimizer_step(
-        pi_opt, grads["policy"], state.policy_opt_state, state.policy_params
-    )
-    baseline_params, baseline_opt_state = base.optimizer_step(
-        v_opt, grads["baseline"], state.baseline_opt_state, state.baseline_params
-    )
+    opts = _optimizers(config, spec)
+    params, opt_state = base.optimizer_steps(opts, grads, state.opt_state, state.params)
     metrics = {**loss_info, "policy_grad_norm": optax.tree.norm(grads["policy"])}
-    new_state = state._replace(
-        policy_params=policy_params,
-        baseline_params=baseline_params,
-        policy_opt_state=policy_opt_state,
-        baseline_opt_state=baseline_opt_state,
-    )
-    return new_state, metrics
+    return state._replace(params=params, opt_state=opt_state), metrics
 
 
-AGENT = base.Agent(
-    name="reinforce",
-    config=ReinforceConfig,
-    presets=presets.REINFORCE,
-    init=init,
-    collection=lambda config, spec: base.Collection(config.num_envs, config.num_steps),
-    make_policy=make_policy,
-    learn_step=learn_step,
-    make_act=make_act,
-    params=lambda state: state.policy_params,
+AGENT = base.define(
+    "reinforce",
+    ReinforceConfig,
+    presets.REINFORCE,
+    globals(),
+    collection=base.steps_collection,
+    params=lambda state: state.params["policy"],
 )

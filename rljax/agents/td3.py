@@ -11,10 +11,10 @@ https://arxiv.org/abs/1802.09477:
 
 The algorithm is the DDPG engine of :mod:`rljax.agents.ddpg` (``num_critics`` critics with the
 minimum target, ``target_noise``/``target_noise_clip``, ``policy_delay``) with TD3's settings:
-this module only sets them. One ``update_step`` is ``policy_delay`` env steps and critic steps
-followed by one actor step and the target updates; the delay is unrolled statically, so no
-``lax.cond`` (no select under ``vmap``) decides when the actor moves. As in the paper, both
-targets move only with the actor (acme moves the critic targets every step).
+this module only sets them. One update is ``policy_delay`` env steps and critic steps followed
+by one actor step and the target updates; the delay is unrolled statically, so no ``lax.cond``
+(no select under ``vmap``) decides when the actor moves. As in the paper, both targets move
+only with the actor (acme moves the critic targets every step).
 """
 
 from __future__ import annotations

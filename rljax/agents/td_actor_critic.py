@@ -70,10 +70,8 @@ class TDActorCriticConfig:
 
 
 class TDActorCriticState(NamedTuple):
-    actor_params: Params
-    critic_params: Params
-    actor_opt_state: optax.OptState
-    critic_opt_state: optax.OptState
+    params: dict[str, Params]  # {"actor": ..., "critic": ...}
+    opt_state: dict[str, optax.OptState]  # one Adam per network
     ema_return: Array  # shape=(), dtype=float32; EMA of completed-episode returns
     key: PRNGKey
     update: Array  # shape=(), dtype=int32
@@ -126,10 +124,10 @@ def _networks(config: TDActorCriticConfig, spec: envs.EnvSpec):
 def _optimizers(config: TDActorCriticConfig, spec: envs.EnvSpec):
     n = base.num_updates(config.total_steps, config.steps_per_update(spec))
     steps = n if config.anneal_lr else None
-    return (
-        base.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
-        base.adam(config.critic_lr, config.max_grad_norm, config.adam_eps, steps),
-    )
+    return {
+        "actor": base.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
+        "critic": base.adam(config.critic_lr, config.max_grad_norm, config.adam_eps, steps),
+    }
 
 
 def init(key: PRNGKey, config: TDActorCriticConfig, spec: envs.EnvSpec):
@@ -137,17 +135,11 @@ def init(key: PRNGKey, config: TDActorCriticConfig, spec: envs.EnvSpec):
     key, pi_key, v_key = jax.random.split(key, 3)
     obs = jnp.zeros(spec.obs_shape, jnp.float32)
     actor, critic = _networks(config, spec)
-    actor_params, critic_params = actor.init(pi_key, obs), critic.init(v_key, obs)
-    pi_opt, v_opt = _optimizers(config, spec)
-    return TDActorCriticState(
-        actor_params,
-        critic_params,
-        pi_opt.init(actor_params),
-        v_opt.init(critic_params),
-        jnp.zeros((), jnp.float32),
-        key,
-        **base.counters_init(),
-    )
+    params = {"actor": actor.init(pi_key, obs), "critic": critic.init(v_key, obs)}
+    opts = _optimizers(config, spec)
+    opt_state = {k: opts[k].init(v) for k, v in params.items()}
+    ema = jnp.zeros((), jnp.float32)
+    return TDActorCriticState(params, opt_state, ema, key, **base.counters_init())
 
 
 def make_act(config: TDActorCriticConfig, spec: envs.EnvSpec):
@@ -159,7 +151,7 @@ def make_policy(config: TDActorCriticConfig, spec: envs.EnvSpec, warmup: bool = 
     """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
     del warmup
     logits = _networks(config, spec)[0].apply
-    return base.categorical_policy(lambda state, obs: logits(state.actor_params, obs))
+    return base.categorical_policy(lambda state, obs: logits(state.params["actor"], obs))
 
 
 def learn_step(
@@ -172,36 +164,21 @@ def learn_step(
     """One gradient step on the ``num_steps`` transitions of every env [T, N]."""
     del warmup
     actor, critic = _networks(config, spec)
-    params = {"actor": state.actor_params, "critic": state.critic_params}
     grads, loss_info = jax.grad(td_actor_critic_loss, argnums=2, has_aux=True)(
-        actor.apply, critic.apply, params, traj, config
+        actor.apply, critic.apply, state.params, traj, config
     )
-    pi_opt, v_opt = _optimizers(config, spec)
-    actor_params, actor_opt_state = base.optimizer_step(
-        pi_opt, grads["actor"], state.actor_opt_state, state.actor_params
-    )
-    critic_params, critic_opt_state = base.optimizer_step(
-        v_opt, grads["critic"], state.critic_opt_state, state.critic_params
-    )
+    opts = _optimizers(config, spec)
+    params, opt_state = base.optimizer_steps(opts, grads, state.opt_state, state.params)
     ema = ema_update(state.ema_return, traj.episode_return, traj.done, config.ema_alpha)
-    new_state = state._replace(
-        actor_params=actor_params,
-        critic_params=critic_params,
-        actor_opt_state=actor_opt_state,
-        critic_opt_state=critic_opt_state,
-        ema_return=ema,
-    )
+    new_state = state._replace(params=params, opt_state=opt_state, ema_return=ema)
     return new_state, {**loss_info, "ema_return": ema}
 
 
-AGENT = base.Agent(
-    name="td_actor_critic",
-    config=TDActorCriticConfig,
-    presets=presets.TD_ACTOR_CRITIC,
-    init=init,
-    collection=lambda config, spec: base.Collection(config.num_envs, config.num_steps),
-    make_policy=make_policy,
-    learn_step=learn_step,
-    make_act=make_act,
-    params=lambda state: state.actor_params,
+AGENT = base.define(
+    "td_actor_critic",
+    TDActorCriticConfig,
+    presets.TD_ACTOR_CRITIC,
+    globals(),
+    collection=base.steps_collection,
+    params=lambda state: state.params["actor"],
 )

@@ -20,7 +20,7 @@ from rljax.agents.base import Agent
 from rljax.run import loop, parallel, results
 
 
-class GymnaxRuns:
+class GymnaxRuns(results.Runs):
     """S runs of one agent on one gymnax env (see :func:`rljax.run.experiment.train_and_evaluate`).
 
     ``keys`` [S] are the runs' keys, ``run_configs`` the config with a leading run axis on its
@@ -100,24 +100,13 @@ class GymnaxRuns:
         greedy, sampled = (parallel.put(k, self.sharding) for k in self.eval_streams())
         return run(True, greedy), run(False, sampled)
 
-    def eval_streams(self):
-        """The runs' greedy and sampled evaluation keys [S] (their own streams)."""
-        return self.streams.eval_greedy, self.streams.eval_sampled
-
-    def solved_at(self, state) -> np.ndarray:
-        return parallel.to_host(state.window.solved_at)
-
-    def host_params(self, state):
-        return parallel.to_host(self.agent.params(state.agent))  # a collective: every process
-
     def write_visuals(self, out: Path, params, greedy_mean: np.ndarray) -> int:
         """curves.png and episode.gif (the median seed's greedy policy); the median seed."""
         from rljax.io import render
 
-        results.plot_curves(out, self.agent.name, len(greedy_mean), self.spec)
-        seed = results.median_seed(greedy_mean)
-        params = jax.tree.map(lambda x: x[seed], params)
-        act = self.agent.make_act(self.config, self.spec)
+        seed, params, act = results.curves_and_median(
+            out, self.agent, self.config, self.spec, params, greedy_mean
+        )
         key = self.streams.render[seed]
         states, rewards = render.rollout_states(key, act, params, self.env, self.env_params)
         try:

@@ -68,7 +68,7 @@ class RunningRewards:
         }
 
 
-class HostRuns:
+class HostRuns(results.Runs):
     """S runs of one agent on one Gymnasium env (``gymnasium:ID``).
 
     Run ``i``'s random streams are those of its key ``keys[i]`` as on gymnax
@@ -157,24 +157,13 @@ class HostRuns:
         greedy, sampled = self.eval_streams()
         return run(True, greedy), run(False, sampled)
 
-    def eval_streams(self):
-        """The runs' greedy and sampled evaluation keys [S] (their own streams)."""
-        return self.streams.eval_greedy, self.streams.eval_sampled
-
-    def solved_at(self, state) -> np.ndarray:
-        return np.asarray(state.window.solved_at)
-
-    def host_params(self, state):
-        return self.agent.params(state.agent)
-
     def write_visuals(self, out: Path, params, greedy_mean: np.ndarray) -> int:
         """curves.png and episode.gif (the median seed, Gymnasium's rgb_array frames)."""
         from rljax.io import render
 
-        results.plot_curves(out, self.agent.name, len(greedy_mean), self.spec, " (Gymnasium)")
-        seed = results.median_seed(greedy_mean)
-        params = jax.tree.map(lambda x: x[seed], params)
-        act = self.agent.make_act(self.config, self.spec)
+        seed, params, act = results.curves_and_median(
+            out, self.agent, self.config, self.spec, params, greedy_mean, " (Gymnasium)"
+        )
         try:
             render._require_viz()
             frames, steps, returns, fps, stride = envs_gymnasium.episode_frames(

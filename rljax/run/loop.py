@@ -6,8 +6,9 @@ last completed episodes. One update collects with the agent's behaviour policy, 
 :class:`~rljax.types.Transition` [T, N] to ``agent.learn_step``, and then does the bookkeeping
 every agent shares (the episode window and its metrics, the ``update``/``env_steps``
 counters). On gymnax envs the collection runs inside jit (:func:`update_fn`); on host envs it
-runs in Python and only :func:`learn_fn` is jitted. :func:`make_train` is exactly the program
-the runner runs, in one function, for tests and benchmarks.
+runs in Python and only :func:`learn_fn` is jitted. :func:`make_train` runs the same updates as
+the runner in one function (one chunk), for tests and benchmarks; XLA may fuse scans of other
+lengths differently, so chunked and unchunked runs agree to float rounding.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def chunk_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env, env_params, sta
 def make_train(agent: Agent, config: Any, env: Any, env_params: Any):
     """``train(key) -> (carry, metrics[num_updates])``: one run, every update, on gymnax.
 
-    The same program the runner runs chunk by chunk (:mod:`rljax.run.experiment`).
+    The updates the runner runs chunk by chunk (:mod:`rljax.run.experiment`), in one chunk.
     """
     spec = envs.spec(env, env_params)
     n = num_updates(config.total_steps, config.steps_per_update(spec))

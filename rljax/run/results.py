@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "episode.gif")
@@ -186,13 +187,40 @@ def median_seed(greedy_mean: np.ndarray) -> int:
     return int(np.argsort(greedy_mean)[len(greedy_mean) // 2])
 
 
-def plot_curves(out: Path, agent_name: str, num_seeds: int, spec, suffix: str = "") -> None:
-    """``curves.png`` from ``metrics.csv``: every seed's training returns."""
+def curves_and_median(out: Path, agent, config, spec, params, greedy_mean, suffix: str = ""):
+    """Write ``curves.png`` (every seed's training returns, from ``metrics.csv``) and pick the
+    median seed for the GIF: ``(seed, its params, its greedy act)``."""
     from rljax.io import plots
 
     plots.plot_curves(
-        [(f"{agent_name} ({num_seeds} seeds)", plots.read_metrics(out / "metrics.csv"))],
+        [(f"{agent.name} ({len(greedy_mean)} seeds)", plots.read_metrics(out / "metrics.csv"))],
         out / "curves.png",
         threshold=spec.solved_threshold,
-        title=f"{agent_name} on {spec.name}{suffix}",
+        title=f"{agent.name} on {spec.name}{suffix}",
     )
+    seed = median_seed(greedy_mean)
+    return seed, jax.tree.map(lambda x: x[seed], params), agent.make_act(config, spec)
+
+
+class Runs:
+    """What both env families' runs classes share (:mod:`rljax.run.gymnax`,
+    :mod:`rljax.run.host`): ``agent``, ``streams`` and the host copies of results."""
+
+    agent: Any
+    streams: Any
+
+    def eval_streams(self):
+        """The runs' greedy and sampled evaluation keys [S] (their own streams)."""
+        return self.streams.eval_greedy, self.streams.eval_sampled
+
+    def solved_at(self, state) -> np.ndarray:
+        """Each run's training episodes to solve (-1: not solved)."""
+        from rljax.run import parallel
+
+        return parallel.to_host(state.window.solved_at)
+
+    def host_params(self, state) -> Any:
+        """The runs' policy parameters on the host (a collective: every process calls it)."""
+        from rljax.run import parallel
+
+        return parallel.to_host(self.agent.params(state.agent))
