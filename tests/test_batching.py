@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rljax import batching, envs
+from rljax import envs
 from rljax.agents import a2c
-from rljax.io import experiment
+from rljax.run import experiment, loop, parallel
 
 
 def _reference(x, w):
@@ -22,7 +22,7 @@ def test_blocks_match_a_numpy_loop(block):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(7, 5, 3)).astype(np.float32)
     w = rng.normal(size=(7, 3, 2)).astype(np.float32)
-    fn = batching.map_runs(lambda xi, wi: jnp.tanh(xi @ wi).sum(0), block)
+    fn = parallel.map_runs(lambda xi, wi: jnp.tanh(xi @ wi).sum(0), block)
     got = jax.jit(fn)(x, w)
     assert got.shape == (7, 2)
     np.testing.assert_allclose(got, _reference(x.astype(np.float64), w), rtol=1e-5, atol=1e-6)
@@ -31,36 +31,38 @@ def test_blocks_match_a_numpy_loop(block):
 def test_blocked_training_equals_one_vmap():
     """A2C: 5 runs in blocks of 2 (with a remainder) equal the same 5 runs in one vmap."""
     env, env_params = envs.make("CartPole-v1")
-    train = a2c.make_train(a2c.A2CConfig(total_steps=64 * 20), env, env_params)
+    train = loop.make_train(a2c.AGENT, a2c.A2CConfig(total_steps=64 * 20), env, env_params)
     keys = experiment.run_keys(0, 5)
     ref = jax.jit(jax.vmap(train))(keys)
-    got = jax.jit(batching.map_runs(train, 2))(keys)
-    for a, b in zip(jax.tree.leaves(got[0].params), jax.tree.leaves(ref[0].params), strict=True):
+    got = jax.jit(parallel.map_runs(train, 2))(keys)
+    for a, b in zip(
+        jax.tree.leaves(got[0].agent.params), jax.tree.leaves(ref[0].agent.params), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(got[1]["episode_count"], ref[1]["episode_count"])
 
 
 def test_default_block_and_bad_block():
-    assert batching.default_block("cpu") == batching.CPU_BLOCK
-    assert batching.default_block("gpu") is None
+    assert parallel.default_block("cpu") == parallel.CPU_BLOCK
+    assert parallel.default_block("gpu") is None
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="block must be a positive int"):
-            batching.map_runs(lambda x: x, bad)
+            parallel.map_runs(lambda x: x, bad)
 
 
 SHARDED = """
 from rljax.run import xla_cpu; xla_cpu.configure()
 import jax, jax.numpy as jnp, numpy as np
-from rljax import batching
-from rljax.io import experiment
+from rljax.run import parallel
+from rljax.run import loop
 assert len(jax.devices()) == 2, jax.devices()
 rng = np.random.default_rng(0)
 x = rng.normal(size=(8, 5, 3)).astype(np.float32)
 w = rng.normal(size=(8, 3, 2)).astype(np.float32)
 ref = np.stack([np.tanh(xi.astype(np.float64) @ wi).sum(0) for xi, wi in zip(x, w)])
-sharding = experiment.run_sharding(2, 8)
+sharding = parallel.run_sharding(2, 8)
 for block in (None, 1, 3):
-    fn = batching.map_runs(lambda xi, wi: jnp.tanh(xi @ wi).sum(0), block, sharding)
+    fn = parallel.map_runs(lambda xi, wi: jnp.tanh(xi @ wi).sum(0), block, sharding)
     got = jax.jit(fn, in_shardings=sharding, out_shardings=sharding)(x, w)
     assert got.sharding.num_devices == 2 and got.shape == (8, 2)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)

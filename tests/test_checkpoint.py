@@ -18,7 +18,8 @@ import pytest
 
 from rljax import envs
 from rljax.agents import AGENTS
-from rljax.io import checkpoint, experiment
+from rljax.io import checkpoint
+from rljax.run import experiment, loop
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "experiments" / "train.py")
@@ -59,7 +60,8 @@ def _final_state(out: Path):
     env, env_params = envs.make(cfg["env"])
     config = agent.config(**cfg["config"])
     keys = jax.vmap(jax.random.split)(experiment.run_keys(cfg["seed"], cfg["num_seeds"]))[:, 0]
-    init = jax.vmap(lambda k: agent.init(k, config, env, env_params))
+    spec = envs.spec(env, env_params)
+    init = jax.vmap(loop.init_fn(agent, config, spec, env, env_params))  # the runner's Carry
     mngr = checkpoint.manager(out / "checkpoints")
     state, meta = checkpoint.restore(mngr, mngr.latest_step(), jax.eval_shape(init, keys))
     mngr.close()

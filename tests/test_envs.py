@@ -19,26 +19,26 @@ GAMMA = 0.99
 
 
 def zero_policy(action_dim):
-    def policy(key, params, obs):
-        del key, params
+    def policy(key, obs):
+        del key
         n = obs.shape[0]
         return jnp.zeros((n, action_dim), jnp.float32), jnp.zeros((n,), jnp.float32)
 
     return policy
 
 
-def always_right(key, params, obs):
-    del key, params
+def always_right(key, obs):
+    del key
     n = obs.shape[0]
     return jnp.ones((n,), jnp.int32), jnp.zeros((n,), jnp.float32)
 
 
-def balancing_controller(key, params, obs):
+def balancing_controller(key, obs):
     """A linear state-feedback controller: keeps CartPole up (and centred) past 500 steps.
 
     With position feedback it never terminates, in float32 or float64 physics.
     """
-    del key, params
+    del key
     push = 0.1 * obs[:, 0] + 0.5 * obs[:, 1] + 10.0 * obs[:, 2] + 2.0 * obs[:, 3] > 0
     return push.astype(jnp.int32), jnp.zeros((obs.shape[0],), jnp.float32)
 
@@ -54,7 +54,7 @@ def make(env_name):
 
 
 _reset = jax.jit(envs.reset, static_argnames=("env", "num_envs"))
-_rollout = jax.jit(rollout.rollout, static_argnames=("policy", "env", "num_steps"))
+_rollout = jax.jit(rollout.rollout, static_argnames=("policy", "env"))
 
 
 def run(env_name, policy, num_envs, num_steps, env_params=None, seed=0):
@@ -62,9 +62,8 @@ def run(env_name, policy, num_envs, num_steps, env_params=None, seed=0):
     env_params = default_params if env_params is None else env_params
     reset_key, roll_key = jax.random.split(jax.random.key(seed))
     state, obs = _reset(reset_key, env, env_params, num_envs)
-    final_state, final_obs, traj = _rollout(
-        roll_key, policy, None, env, env_params, state, obs, num_steps
-    )
+    step_keys = jax.random.split(roll_key, num_steps)  # one key per step
+    final_state, final_obs, traj = _rollout(step_keys, policy, env, env_params, state, obs)
     return env_params, final_state, final_obs, jax.tree.map(np.asarray, traj)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -13,34 +14,40 @@ import numpy as np
 import pytest
 
 from rljax import envs, envs_gymnasium
-from rljax.agents import a2c, ppo
-from rljax.agents.common import ConfigError
-from rljax.io import bridged
+from rljax.agents import ConfigError, a2c, ppo
 from rljax.rollout import rollout
+from rljax.run import loop
 
 CONFIG = a2c.A2CConfig(total_steps=4 * 8 * 3, num_envs=4, num_steps=8)
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _jit_rollout(step_keys, policy, env, env_params, agent_state, env_state, obs):
+    act = lambda key, o: policy(key, agent_state, o)  # noqa: E731
+    return rollout(step_keys, act, env, env_params, env_state, obs)
+
+
 def _gymnax_traj(config, max_steps=None, num_steps=None):
+    """A2C's behaviour policy for T steps on gymnax CartPole: ``(spec, carry, traj[T, N])``."""
     env, env_params = envs.make("CartPole-v1")
     if max_steps is not None:
         env_params = env_params.replace(max_steps_in_episode=max_steps)
     spec = envs.spec(env, env_params)
-    state = a2c.init(jax.random.key(0), config, env, env_params)
-    _, _, traj = jax.jit(rollout, static_argnums=(1, 3, 7))(
-        jax.random.key(1),
+    carry = loop.init_fn(a2c.AGENT, config, spec, env, env_params)(jax.random.key(0))
+    _, _, traj = _jit_rollout(
+        jax.random.split(jax.random.key(1), num_steps or config.num_steps),
         a2c.make_policy(config, spec),
-        state.params,
         env,
         env_params,
-        state.env_state,
-        state.obs,
-        num_steps or config.num_steps,
+        carry.agent,
+        carry.env_state,
+        carry.obs,
     )
-    return spec, state, jax.device_get(traj)
+    return spec, carry, jax.device_get(traj)
 
 
 def _bridged_traj(config, num_seeds=1, max_steps=None, num_steps=None, mode="sync"):
+    """The same policy for T steps on Gymnasium CartPole: ``(spec, carry[S], traj[S, T, N])``."""
     kwargs = {} if max_steps is None else {"max_episode_steps": max_steps}
     vecs = [
         envs_gymnasium.make_vector("gymnasium:CartPole-v1", config.num_envs, 10 + s, mode, **kwargs)
@@ -49,18 +56,18 @@ def _bridged_traj(config, num_seeds=1, max_steps=None, num_steps=None, mode="syn
     host = envs_gymnasium.HostEnvs(vecs)
     spec = envs_gymnasium.spec(vecs[0])
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    state = jax.vmap(lambda k: bridged.BRIDGED["a2c"].init(k, config, spec))(keys)
+    carry = jax.vmap(loop.init_fn(a2c.AGENT, config, spec))(keys)
     try:
         _, traj = envs_gymnasium.host_rollout(
             jax.random.split(jax.random.key(1), num_seeds),
             a2c.make_policy(config, spec),
-            state.params,
+            carry.agent,
             host,
             num_steps or config.num_steps,
         )
     finally:
         host.close()
-    return spec, state, traj
+    return spec, carry, traj
 
 
 def _check_semantics(traj):
@@ -127,17 +134,18 @@ def test_final_observation_is_the_real_last_one():
 
 
 def test_same_agent_learns_on_both_paths():
-    """A few A2C updates through learn_step on both paths: finite, same metric names."""
-    spec, state, ref = _gymnax_traj(CONFIG)
-    learn = jax.jit(lambda s, t: a2c.learn_step(s, t, CONFIG, spec))
-    s1, m1 = learn(state, ref)
-    bspec, bstate, traj = _bridged_traj(CONFIG, num_seeds=2)
-    blearn = jax.jit(jax.vmap(lambda s, t: a2c.learn_step(s, t, CONFIG, bspec)))
-    s2, m2 = blearn(bstate, traj)
-    s2, m2 = blearn(s2, traj)
+    """A few A2C updates through learn_step (and the runner's bookkeeping, loop.learn_fn) on
+    both paths: finite, same metric names."""
+    spec, carry, ref = _gymnax_traj(CONFIG)
+    learn = jax.jit(loop.learn_fn(a2c.AGENT, CONFIG, spec))
+    c1, m1 = learn(carry, ref)
+    bspec, bcarry, traj = _bridged_traj(CONFIG, num_seeds=2)
+    blearn = jax.jit(jax.vmap(loop.learn_fn(a2c.AGENT, CONFIG, bspec)))
+    c2, m2 = blearn(bcarry, traj)
+    c2, m2 = blearn(c2, traj)
     assert set(m1) == set(m2)
-    chex.assert_tree_all_finite((s1.params, s2.params))
-    assert int(s2.update[0]) == 2
+    chex.assert_tree_all_finite((c1.agent.params, c2.agent.params))
+    assert int(c2.agent.update[0]) == 2
 
 
 def test_sync_and_async_record_the_same_transitions():
@@ -153,18 +161,17 @@ def test_monte_carlo_episodes_are_masked_like_gymnax():
     vec = envs_gymnasium.make_vector("CartPole-v1", 3, 0, max_episode_steps=40)
     host = envs_gymnasium.HostEnvs([vec])
     spec = envs_gymnasium.spec(vec)
-    state = jax.vmap(lambda k: bridged.BRIDGED["a2c"].init(k, config, spec))(
-        jax.random.key(0)[None]
-    )
+    carry = jax.vmap(loop.init_fn(a2c.AGENT, config, spec))(jax.random.key(0)[None])
+    assert a2c.AGENT.collection(config, spec) == (3, 40, True)  # one episode of <= 40 steps
     _, traj = envs_gymnasium.host_episodes(
-        jax.random.key(1)[None], a2c.make_policy(config, spec), state.params, host, 40
+        jax.random.key(1)[None], a2c.make_policy(config, spec), carry.agent, host, 40
     )
     host.close()
     done = traj.terminated | traj.truncated
     assert traj.obs.shape[1] == 40
     np.testing.assert_array_equal(done.sum(1), 1)  # exactly one episode end per env
     assert host.steps[0] == 3 * (np.argmax(done[0], 0).max() + 1)  # stopped when all ended
-    _, m = jax.jit(jax.vmap(lambda s, t: a2c.learn_step(s, t, config, spec)))(state, traj)
+    _, m = jax.jit(jax.vmap(loop.learn_fn(a2c.AGENT, config, spec)))(carry, traj)
     assert int(m["episode_count"][0]) == 3
 
 
@@ -211,36 +218,53 @@ def test_cli_trains_on_a_bridged_env(tmp_path, capsys):
     assert len(summary["eval_returns"]) == 2
     for name in ("config.json", "metrics.csv", "curves.png"):
         assert (out / name).exists()
+    # Every agent trains through the bridge now: REINFORCE (once refused) runs too.
+    out = tmp_path / "reinforce"
+    argv = ["--agent", "reinforce", "--env", "gymnasium:CartPole-v1", "--num-seeds", "2"]
+    argv += ["--total-steps", "256", "--num-envs", "4", "--num-steps", "32"]
+    argv += ["--num-chunks", "2", "--eval-episodes", "2", "--quiet", "--out", str(out)]
+    assert train.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["agent"] == "reinforce" and summary["env_steps_learned"] == [256, 256]
     bad = tmp_path / "bad"
-    argv = ["--agent", "reinforce", "--env", "gymnasium:CartPole-v1", "--out", str(bad)]
-    assert train.main(argv) == 2
     assert train.main(["--env", "gymnasium:Nope-v0", "--out", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-2].startswith("train.py: error: --agent reinforce does not train on Gymnasium")
     assert err[-1].startswith("train.py: error: --env gymnasium:Nope-v0: not a registered")
     assert not bad.exists()
 
 
 def test_ppo_learn_step_is_the_learning_half_of_update_step():
-    """update_step = rollout + learn_step, bitwise, so both paths train with the same code."""
+    """The gymnax update = rollout + learn_step (+ the runner's counters), bitwise, so both
+    paths train with the same code: the bridge calls the same learn_step on its batches."""
     env, env_params = envs.make("CartPole-v1")
     spec = envs.spec(env, env_params)
     config = ppo.PPOConfig(total_steps=4 * 16 * 2, num_steps=16)
-    state = ppo.init(jax.random.key(0), config, env, env_params)
-    ref, ref_m = jax.jit(lambda s: ppo.update_step(s, config, env, env_params))(state)
+    carry = loop.init_fn(ppo.AGENT, config, spec, env, env_params)(jax.random.key(0))
+    update = loop.update_fn(ppo.AGENT, config, spec, env, env_params, False)
+    ref, ref_m = jax.jit(update)(carry)
 
-    def by_hand(s):
-        key, roll_key, perm_key = jax.random.split(s.key, 3)
-        policy, _ = ppo.make_policy(config, spec)
+    def by_hand(c):
+        key, roll_key = jax.random.split(c.key)  # the runner's collection stream
+        policy = ppo.make_policy(config, spec)
         env_state, obs, traj = rollout(
-            roll_key, policy, s.params, env, env_params, s.env_state, s.obs, config.num_steps
+            jax.random.split(roll_key, config.num_steps),
+            lambda key, o: policy(key, c.agent, o),
+            env,
+            env_params,
+            c.env_state,
+            c.obs,
         )
-        s = s._replace(env_state=env_state, obs=obs, key=key)
-        return ppo.learn_step(s, traj, config, spec, perm_key)
+        state, metrics = ppo.learn_step(c.agent, traj, config, spec)
+        return state, key, env_state, obs, metrics
 
-    got, got_m = jax.jit(by_hand)(state)
-    chex.assert_trees_all_equal((ref, ref_m), (got, got_m))
-    assert int(got.update) == 1 and int(got.env_steps) == 64
+    got, key, env_state, obs, got_m = jax.jit(by_hand)(carry)
+    assert int(got.update) == 0 and int(got.env_steps) == 0  # the runner counts, not learn_step
+    chex.assert_trees_all_equal(
+        (ref.agent, ref.key, ref.env_state, ref.obs),
+        (got._replace(update=got.update + 1, env_steps=got.env_steps + 64), key, env_state, obs),
+    )
+    chex.assert_trees_all_equal({k: ref_m[k] for k in got_m}, got_m)
+    assert int(ref.agent.update) == 1 and int(ref.agent.env_steps) == 64
 
 
 def test_ppo_bridged_continuous_actions_are_clipped_for_the_env_only():
@@ -251,12 +275,13 @@ def test_ppo_bridged_continuous_actions_are_clipped_for_the_env_only():
     vec = envs_gymnasium.make_vector("gymnasium:Pendulum-v1", 2, 7)
     host = envs_gymnasium.HostEnvs([vec])
     spec = envs_gymnasium.spec(vec)
-    bridge = bridged.BRIDGED["ppo"]
-    state = jax.vmap(lambda k: bridge.init(k, config, spec))(jax.random.key(0)[None])
-    policy = bridge.make_policy(config, spec)
+    bridge = ppo.AGENT  # the same agent record on both paths
+    carry = jax.vmap(loop.init_fn(bridge, config, spec))(jax.random.key(0)[None])
+    state = carry.agent
+    policy = bridge.make_policy(config, spec, False)
     try:
         _, traj = envs_gymnasium.host_rollout(
-            jax.random.key(1)[None], policy, state.params, host, config.num_steps
+            jax.random.key(1)[None], policy, state, host, config.num_steps
         )
     finally:
         host.close()
@@ -271,10 +296,13 @@ def test_ppo_bridged_continuous_actions_are_clipped_for_the_env_only():
         np.testing.assert_allclose(traj.obs[0, t, 0], obs, rtol=1e-6)
         obs, r, *_ = env.step(np.clip(traj.action[0, t, 0], -2.0, 2.0))
         np.testing.assert_allclose(traj.reward[0, t, 0], r, rtol=1e-5)
-    learn = jax.jit(jax.vmap(lambda s, t: bridge.learn_step(s, t, config, spec)))
-    new, metrics = learn(state, traj)
+    learn = jax.jit(jax.vmap(loop.learn_fn(bridge, config, spec)))
+    new, metrics = learn(carry, traj)
+    new = new.agent
     chex.assert_tree_all_finite((new.params, metrics))
-    assert int(new.update[0]) == 1 and not np.array_equal(new.key, state.key)
+    key_data = jax.random.key_data
+    assert int(new.update[0]) == 1
+    assert not np.array_equal(key_data(new.key), key_data(state.key))
 
 
 def test_cli_trains_ppo_on_a_bridged_env(tmp_path):

@@ -34,11 +34,11 @@ def test_six_settings_compile_once(tmp_path, monkeypatch, capsys):
     traces = []
     agent = AGENTS["a2c"]
 
-    def counting_update(state, config, env, env_params):
-        traces.append(1)  # runs once per trace, not per step
-        return agent.update_step(state, config, env, env_params)
+    def counting_learn_step(state, traj, config, spec, warmup=False):
+        traces.append(1)  # runs once per trace of the update, not per step
+        return agent.learn_step(state, traj, config, spec, warmup)
 
-    monkeypatch.setitem(AGENTS, "a2c", agent._replace(update_step=counting_update))
+    monkeypatch.setitem(AGENTS, "a2c", agent._replace(learn_step=counting_learn_step))
     out = tmp_path / "sweep"
     argv = [*TINY, "--grid", "lr=1e-3,3e-3,1e-2", "ent_coef=0,0.01", "--out", str(out)]
     assert sweep.main(argv) == 0
