@@ -1,6 +1,6 @@
 """gymnax environments by name, vectorised reset/step, and episode bookkeeping.
 
-gymnax 1.0 semantics (DESIGN section 2): ``step`` returns
+gymnax 1.0 semantics (docs/conventions.md): ``step`` returns
 ``(obs, state, reward, terminated, truncated, info)`` and auto-resets; at an episode end
 ``obs`` is already the next episode's first observation and ``info["final_observation"]`` is
 the real last one. Only ``terminated`` zeroes a bootstrap.

@@ -3,7 +3,7 @@
 gymnax has no LunarLander (nor any Box2D or MuJoCo environment). This bridge lets rljax's
 agents train, with the same losses and return functions, on any registered Gymnasium
 environment with a ``Box`` observation space and a ``Discrete`` or ``Box`` action space. The
-transitions it records mean exactly what the gymnax path's do (DESIGN section 2):
+transitions it records mean exactly what the gymnax path's do (docs/conventions.md):
 
 * Vector envs auto-reset in ``AutoresetMode.SAME_STEP``: at an episode end the returned
   observation is already the next episode's first one and ``info["final_obs"][i]`` is the real

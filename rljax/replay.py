@@ -20,7 +20,7 @@ NamedTuple with ``obs``, ``action``, ``reward``, ``next_obs`` and ``terminated``
 ``info["final_observation"]``, never the first observation of the next episode) and
 ``terminated`` is termination only, not truncation: the critic target is
 ``r + gamma * (1 - terminated) * Q'(next_obs, mu'(next_obs))``, so a time limit still
-bootstraps (DESIGN section 2).
+bootstraps (docs/conventions.md).
 
 Storage is a ring: a batch of B items goes to slots ``(insert_pos + arange(B)) % capacity``,
 overwriting the oldest items once the buffer is full. ``B`` is static (it is the leading axis

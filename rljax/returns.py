@@ -1,6 +1,6 @@
 """Returns, λ-returns, generalised advantages and TD errors over time-major arrays.
 
-Conventions (DESIGN section 3; docs/conventions.md). Every array has a leading time axis:
+Conventions (docs/conventions.md). Every array has a leading time axis:
 shape [T], or [T, ...] for several independent streams at once (the scan runs over axis 0 and
 is elementwise over the trailing axes, so a [T, N] call equals ``jax.vmap`` of the [T] call
 over axis 1, bit for bit):

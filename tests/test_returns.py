@@ -1,6 +1,6 @@
 """Tests for rljax.returns: numpy loops, hand-checked cases, identities, gradients.
 
-Convention (DESIGN section 3): ``discount_t = gamma * (1 - terminated_t)``; ``done_t`` =
+Convention (docs/conventions.md): ``discount_t = gamma * (1 - terminated_t)``; ``done_t`` =
 terminated or truncated cuts the recursion; ``v_t`` is the value of the state after step t
 (of the final observation at an episode end), so a truncated step bootstraps from ``v_t``.
 """
