@@ -23,7 +23,7 @@ import shutil
 import sys
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # rljax is imported inside the functions: importing it (gymnax) starts JAX's backend, and a
 # multi-process run must call jax.distributed.initialize before that.
@@ -329,108 +329,149 @@ def main(argv: list[str] | None = None) -> int:
     xla_cpu.configure_script(1 if multi else "auto")
     if multi:
         init_processes(procs.coordinator, procs.num_processes, procs.process_id)
+    from rljax.agents import ConfigError
 
-    from rljax import envs, envs_gymnasium
-    from rljax.agents import AGENTS, ConfigError
-    from rljax.agents.base import check_positive_int
-    from rljax.io import trackers
-    from rljax.io.checkpoint import CheckpointError
-    from rljax.run import experiment, parallel, results
-
-    error = None
+    error = run = None
     try:
-        args, overrides = parse(argv)
-        if args.resume is not None:
-            args, overrides = resume_args(args, argv)
-        check_positive_int("num_seeds", args.num_seeds)
-        check_positive_int("checkpoint_every", args.checkpoint_every)
-        args.devices = parallel.parse_devices(
-            args.devices or ("all" if multi else "auto"), args.num_seeds
-        )
-        args.seed_block = parse_seed_block(args.seed_block)
-        if multi:
-            have = parallel.available_devices()
-            if args.devices != have:
-                raise UsageError(
-                    f"--devices {args.devices}: a run over {args.num_processes} processes uses "
-                    f"all their {have} devices (--devices all)"
-                )
-            if args.num_seeds % have:
-                raise UsageError(
-                    f"--num-seeds {args.num_seeds} is not divisible by the {have} devices of "
-                    f"the {args.num_processes} processes"
-                )
-        parallel.check_devices(args.devices, args.num_seeds)
-        check_positive_int("num_chunks", args.num_chunks)
-        check_positive_int("eval_episodes", args.eval_episodes)
-        agent = AGENTS[args.agent]
-        bridged = envs_gymnasium.is_bridged(args.env)
-        if bridged and multi:
-            raise UsageError(
-                f"--num-processes > 1 is not supported for Gymnasium envs ({args.env})"
-            )
-        if bridged:
-            if args.resume is not None:
-                raise UsageError(f"--resume is not supported for Gymnasium envs ({args.env})")
-            spec = envs_gymnasium.spec(args.env)
-        else:
-            if args.env not in envs.ENVS:
-                raise UsageError(
-                    f"argument --env: invalid choice: {args.env!r} "
-                    f"(choose from {', '.join(envs.ENVS)}, or gymnasium:ID)"
-                )
-            env, env_params = envs.make(args.env)
-            spec = envs.spec(env, env_params)
-        config = experiment.build_config(agent, args.preset, overrides, spec)
-        out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
-        primary = parallel.is_primary()  # only process 0 writes --out
-        if args.resume is None and primary:
-            check_out(out, args.overwrite)
-        for flag, module in (("tensorboard", "tensorboardX"), ("wandb", "wandb")):
-            if getattr(args, flag) and importlib.util.find_spec(module) is None:
-                raise UsageError(f"--{flag} {trackers.TRACK_HINT}")
+        run = checked_run(argv, multi)
     except (UsageError, ConfigError) as e:
         error = str(e)
     if multi:
-        error = agree(error, 0 if error else fingerprint(args))
+        error = agree(error, 0 if error else fingerprint(run.args))
     if error is not None:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    return train(run, multi)
 
-    if primary and args.resume is None and out.exists() and args.overwrite:
+
+class Run(NamedTuple):
+    """A checked command: everything :func:`train` needs."""
+
+    args: argparse.Namespace
+    agent: Any
+    config: Any
+    out: Path
+    primary: bool  # this process writes --out
+    bridged: bool  # a Gymnasium env on the host
+
+
+def checked_run(argv: list[str], multi: bool) -> Run:
+    """Parse and check everything before anything compiles or is written (one-line errors)."""
+    from rljax.agents import AGENTS
+    from rljax.agents.base import check_positive_int
+    from rljax.io import trackers
+    from rljax.run import experiment, parallel
+
+    args, overrides = parse(argv)
+    if args.resume is not None:
+        args, overrides = resume_args(args, argv)
+    for name in ("num_seeds", "checkpoint_every", "num_chunks", "eval_episodes"):
+        check_positive_int(name, getattr(args, name))
+    args.devices = parallel.parse_devices(
+        args.devices or ("all" if multi else "auto"), args.num_seeds
+    )
+    args.seed_block = parse_seed_block(args.seed_block)
+    if multi:
+        check_processes(args)
+    parallel.check_devices(args.devices, args.num_seeds)
+    bridged = check_env(args, multi)
+    agent = AGENTS[args.agent]
+    config = experiment.build_config(agent, args.preset, overrides, experiment.env_spec(args.env))
+    out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
+    primary = parallel.is_primary()  # only process 0 writes --out
+    if args.resume is None and primary:
+        check_out(out, args.overwrite)
+    for flag, module in (("tensorboard", "tensorboardX"), ("wandb", "wandb")):
+        if getattr(args, flag) and importlib.util.find_spec(module) is None:
+            raise UsageError(f"--{flag} {trackers.TRACK_HINT}")
+    return Run(args, agent, config, out, primary, bridged)
+
+
+def check_processes(args: argparse.Namespace) -> None:
+    """A multi-process run uses every process's devices, and they divide the seeds."""
+    from rljax.run import parallel
+
+    have = parallel.available_devices()
+    if args.devices != have:
+        raise UsageError(
+            f"--devices {args.devices}: a run over {args.num_processes} processes uses "
+            f"all their {have} devices (--devices all)"
+        )
+    if args.num_seeds % have:
+        raise UsageError(
+            f"--num-seeds {args.num_seeds} is not divisible by the {have} devices of "
+            f"the {args.num_processes} processes"
+        )
+
+
+def check_env(args: argparse.Namespace, multi: bool) -> bool:
+    """Whether ``--env`` is a Gymnasium env; refuses what that family cannot do."""
+    from rljax import envs, envs_gymnasium
+
+    if envs_gymnasium.is_bridged(args.env):
+        if multi:
+            raise UsageError(
+                f"--num-processes > 1 is not supported for Gymnasium envs ({args.env})"
+            )
+        if args.resume is not None:
+            raise UsageError(f"--resume is not supported for Gymnasium envs ({args.env})")
+        return True
+    if args.env not in envs.ENVS:
+        raise UsageError(
+            f"argument --env: invalid choice: {args.env!r} "
+            f"(choose from {', '.join(envs.ENVS)}, or gymnasium:ID)"
+        )
+    return False
+
+
+def prepare_out(run: Run, multi: bool) -> dict[str, Any]:
+    """Clear an --overwrite'n folder's results, write config.json; the run's description."""
+    from rljax.run import results
+
+    args, out = run.args, run.out
+    if run.primary and args.resume is None and out.exists() and args.overwrite:
         for name in [*results.RESULT_FILES, "checkpoints"]:
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
-    if primary:
+    if run.primary:
         out.mkdir(parents=True, exist_ok=True)
-    run_info = {
+    info = {
         "agent": args.agent,
         "env": args.env,
         "num_seeds": args.num_seeds,
         "seed": args.seed,
-        "total_steps": config.total_steps,
+        "total_steps": run.config.total_steps,
         "preset": args.preset,
         "eval_episodes": args.eval_episodes,
         "num_chunks": args.num_chunks,
-        "config": results.config_dict(config),
+        "config": results.config_dict(run.config),
         "versions": results.versions(),
+        **({"vector_mode": args.vector_mode} if run.bridged else {}),
+        **({"num_processes": args.num_processes} if multi else {}),
     }
-    if bridged:
-        run_info["vector_mode"] = args.vector_mode
-    if multi:
-        run_info["num_processes"] = args.num_processes
-    if args.resume is None and primary:
-        results.write_json(out / "config.json", run_info)
+    if args.resume is None and run.primary:
+        results.write_json(out / "config.json", info)
+    return info
+
+
+def train(run: Run, multi: bool) -> int:
+    """Train, evaluate and write the results folder; the exit status."""
+    from rljax.io import trackers
+    from rljax.io.checkpoint import CheckpointError
+    from rljax.run import experiment, results
+
+    args, out = run.args, run.out
+    info = prepare_out(run, multi)
     tracking = None
-    if primary and (args.tensorboard or args.wandb):
-        tracking = trackers.Trackers(out, run_info, args.tensorboard, args.wandb)
+    if run.primary and (args.tensorboard or args.wandb):
+        tracking = trackers.Trackers(out, info, args.tensorboard, args.wandb)
     try:
         result = experiment.train_and_evaluate(
-            agent,
-            config,
+            run.agent,
+            run.config,
             args.env,
             args.num_seeds,
             args.seed,
@@ -457,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tracking is not None:
             tracking.close()
-    if not primary:
+    if not run.primary:
         print(f"{PROG}: process {args.process_id} done; process 0 writes the results")
         return 0
     results.write_json(out / "summary.json", result.summary)
