@@ -1,6 +1,6 @@
 """Tests for rljax.envs and rljax.rollout: gymnax 1.0 terminal semantics and bookkeeping.
 
-Termination is not truncation (DESIGN section 2): at a time limit ``truncated`` is set,
+Termination is not truncation (docs/conventions.md): at a time limit ``truncated`` is set,
 ``terminated`` is not, the bootstrap ``discount = gamma * (1 - terminated)`` stays gamma, and
 the bootstrap value is that of ``info["final_observation"]``, not of the next episode's first
 observation.

@@ -71,7 +71,7 @@ def _bridged_traj(config, num_seeds=1, max_steps=None, num_steps=None, mode="syn
 
 
 def _check_semantics(traj):
-    """DESIGN section 2 on one [T, N] trajectory (numpy)."""
+    """docs/conventions.md on one [T, N] trajectory (numpy)."""
     done = traj.terminated | traj.truncated
     # next_obs is the true successor: the next step's obs except at episode ends, where the
     # next step starts a new episode from a reset observation.
