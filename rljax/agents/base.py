@@ -196,6 +196,66 @@ def optimizer_steps(
     return {k: p for k, (p, _) in new.items()}, {k: o for k, (_, o) in new.items()}
 
 
+class SeparateActorCritic(NamedTuple):
+    """Separate policy and value MLPs (``hidden_size`` x ``num_layers``, ``activation``), each
+    with its own Adam (``lr`` and the config field ``critic_lr``; ``max_grad_norm``,
+    ``adam_eps``, linear decay with ``anneal_lr``).
+
+    ``params`` and ``opt_state`` are dicts keyed by ``names`` (policy first). Shared by
+    REINFORCE-with-baseline and the one-step TD actor-critic, which differ only in their loss.
+    """
+
+    names: tuple[str, str]
+    critic_lr: str  # the config field of the value network's learning rate
+
+    def networks(self, config, spec):
+        return actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
+
+    def optimizers(self, config, spec) -> dict[str, optax.GradientTransformation]:
+        n = num_updates(config.total_steps, config.steps_per_update(spec))
+        steps = n if config.anneal_lr else None
+        lrs = (config.lr, getattr(config, self.critic_lr))
+        return {
+            name: adam(lr, config.max_grad_norm, config.adam_eps, steps)
+            for name, lr in zip(self.names, lrs, strict=True)
+        }
+
+    def init(self, key, config, spec, with_critic: bool = True):
+        """``(key, params, opt_state)``: ``key`` split into the next key and the two nets'."""
+        key, pi_key, v_key = jax.random.split(key, 3)
+        obs = jnp.zeros(spec.obs_shape, jnp.float32)
+        actor, critic = self.networks(config, spec)
+        pi, v = self.names
+        params = {pi: actor.init(pi_key, obs), v: critic.init(v_key, obs) if with_critic else {}}
+        opts = self.optimizers(config, spec)
+        return key, params, {k: opts[k].init(x) for k, x in params.items()}
+
+    def make_act(self, config, spec):
+        """``act(key, policy_params, obs[N], greedy) -> action[N]``."""
+        return categorical_act(self.networks(config, spec)[0].apply)
+
+    def make_policy(self, config, spec, warmup: bool = False):
+        """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
+        del warmup
+        logits, name = self.networks(config, spec)[0].apply, self.names[0]
+        return categorical_policy(lambda state, obs: logits(state.params[name], obs))
+
+    def step(self, loss_fn, state, traj, config, spec):
+        """One step of each network on ``loss_fn(logits_fn, value_fn, params, traj, config) ->
+        (loss, info)``: ``(params, opt_state, grads, info)``."""
+        actor, critic = self.networks(config, spec)
+        grads, info = jax.grad(loss_fn, argnums=2, has_aux=True)(
+            actor.apply, critic.apply, state.params, traj, config
+        )
+        opts = self.optimizers(config, spec)
+        params, opt_state = optimizer_steps(opts, grads, state.opt_state, state.params)
+        return params, opt_state, grads, info
+
+    def params_of(self, state):
+        """The policy's parameters (what ``act`` takes)."""
+        return state.params[self.names[0]]
+
+
 def steps_collection(config: Any, spec: envs.EnvSpec) -> Collection:
     """``num_steps`` steps in each of ``num_envs`` envs per update, episodes continuing."""
     del spec

@@ -108,43 +108,14 @@ def reinforce_loss(logits_fn, value_fn, params: dict, traj, config: ReinforceCon
     return policy + baseline, info
 
 
-def _networks(config: ReinforceConfig, spec: envs.EnvSpec):
-    return base.actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
-
-
-def _optimizers(config: ReinforceConfig, spec: envs.EnvSpec):
-    n = base.num_updates(config.total_steps, config.steps_per_update(spec))
-    steps = n if config.anneal_lr else None
-    return {
-        "policy": base.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
-        "baseline": base.adam(config.baseline_lr, config.max_grad_norm, config.adam_eps, steps),
-    }
+NETS = base.SeparateActorCritic(("policy", "baseline"), "baseline_lr")
+make_act, make_policy = NETS.make_act, NETS.make_policy
 
 
 def init(key: PRNGKey, config: ReinforceConfig, spec: envs.EnvSpec) -> ReinforceState:
-    """Fresh parameters and optimiser states for one run."""
-    key, pi_key, v_key = jax.random.split(key, 3)
-    obs = jnp.zeros(spec.obs_shape, jnp.float32)
-    actor, critic = _networks(config, spec)
-    params = {
-        "policy": actor.init(pi_key, obs),
-        "baseline": critic.init(v_key, obs) if config.baseline else {},
-    }
-    opts = _optimizers(config, spec)
-    opt_state = {k: opts[k].init(v) for k, v in params.items()}
+    """Fresh parameters and optimiser states for one run (no baseline net without one)."""
+    key, params, opt_state = NETS.init(key, config, spec, with_critic=config.baseline)
     return ReinforceState(params, opt_state, key, **base.counters_init())
-
-
-def make_act(config: ReinforceConfig, spec: envs.EnvSpec):
-    """``act(key, policy_params, obs[N], greedy) -> action[N]``."""
-    return base.categorical_act(_networks(config, spec)[0].apply)
-
-
-def make_policy(config: ReinforceConfig, spec: envs.EnvSpec, warmup: bool = False):
-    """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
-    del warmup
-    logits = _networks(config, spec)[0].apply
-    return base.categorical_policy(lambda state, obs: logits(state.params["policy"], obs))
 
 
 def learn_step(
@@ -156,13 +127,8 @@ def learn_step(
 ) -> tuple[ReinforceState, dict[str, Array]]:
     """One step on each network from a batch of ``num_envs·num_steps`` env steps [T, N]."""
     del warmup
-    actor, critic = _networks(config, spec)
-    grads, loss_info = jax.grad(reinforce_loss, argnums=2, has_aux=True)(
-        actor.apply, critic.apply, state.params, traj, config
-    )
-    opts = _optimizers(config, spec)
-    params, opt_state = base.optimizer_steps(opts, grads, state.opt_state, state.params)
-    metrics = {**loss_info, "policy_grad_norm": optax.tree.norm(grads["policy"])}
+    params, opt_state, grads, info = NETS.step(reinforce_loss, state, traj, config, spec)
+    metrics = {**info, "policy_grad_norm": optax.tree.norm(grads["policy"])}
     return state._replace(params=params, opt_state=opt_state), metrics
 
 
@@ -172,5 +138,5 @@ AGENT = base.define(
     presets.REINFORCE,
     globals(),
     collection=base.steps_collection,
-    params=lambda state: state.params["policy"],
+    params=NETS.params_of,
 )

@@ -117,41 +117,15 @@ def ema_update(ema: Array, episode_return: Array, done: Array, alpha: Array | fl
     return ema
 
 
-def _networks(config: TDActorCriticConfig, spec: envs.EnvSpec):
-    return base.actor_and_critic(spec, config.hidden_size, config.num_layers, config.activation)
-
-
-def _optimizers(config: TDActorCriticConfig, spec: envs.EnvSpec):
-    n = base.num_updates(config.total_steps, config.steps_per_update(spec))
-    steps = n if config.anneal_lr else None
-    return {
-        "actor": base.adam(config.lr, config.max_grad_norm, config.adam_eps, steps),
-        "critic": base.adam(config.critic_lr, config.max_grad_norm, config.adam_eps, steps),
-    }
+NETS = base.SeparateActorCritic(("actor", "critic"), "critic_lr")
+make_act, make_policy = NETS.make_act, NETS.make_policy
 
 
 def init(key: PRNGKey, config: TDActorCriticConfig, spec: envs.EnvSpec):
     """Fresh parameters and optimiser states for one run."""
-    key, pi_key, v_key = jax.random.split(key, 3)
-    obs = jnp.zeros(spec.obs_shape, jnp.float32)
-    actor, critic = _networks(config, spec)
-    params = {"actor": actor.init(pi_key, obs), "critic": critic.init(v_key, obs)}
-    opts = _optimizers(config, spec)
-    opt_state = {k: opts[k].init(v) for k, v in params.items()}
+    key, params, opt_state = NETS.init(key, config, spec)
     ema = jnp.zeros((), jnp.float32)
     return TDActorCriticState(params, opt_state, ema, key, **base.counters_init())
-
-
-def make_act(config: TDActorCriticConfig, spec: envs.EnvSpec):
-    """``act(key, actor_params, obs[N], greedy) -> action[N]``."""
-    return base.categorical_act(_networks(config, spec)[0].apply)
-
-
-def make_policy(config: TDActorCriticConfig, spec: envs.EnvSpec, warmup: bool = False):
-    """Behaviour policy ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``."""
-    del warmup
-    logits = _networks(config, spec)[0].apply
-    return base.categorical_policy(lambda state, obs: logits(state.params["actor"], obs))
 
 
 def learn_step(
@@ -163,15 +137,10 @@ def learn_step(
 ) -> tuple[TDActorCriticState, dict[str, Array]]:
     """One gradient step on the ``num_steps`` transitions of every env [T, N]."""
     del warmup
-    actor, critic = _networks(config, spec)
-    grads, loss_info = jax.grad(td_actor_critic_loss, argnums=2, has_aux=True)(
-        actor.apply, critic.apply, state.params, traj, config
-    )
-    opts = _optimizers(config, spec)
-    params, opt_state = base.optimizer_steps(opts, grads, state.opt_state, state.params)
+    params, opt_state, _, info = NETS.step(td_actor_critic_loss, state, traj, config, spec)
     ema = ema_update(state.ema_return, traj.episode_return, traj.done, config.ema_alpha)
     new_state = state._replace(params=params, opt_state=opt_state, ema_return=ema)
-    return new_state, {**loss_info, "ema_return": ema}
+    return new_state, {**info, "ema_return": ema}
 
 
 AGENT = base.define(
@@ -180,5 +149,5 @@ AGENT = base.define(
     presets.TD_ACTOR_CRITIC,
     globals(),
     collection=base.steps_collection,
-    params=lambda state: state.params["actor"],
+    params=NETS.params_of,
 )
