@@ -586,7 +586,8 @@ def _one_stream_calls(s, lam):
 def test_one_stream_bitwise_equal_to_previous_implementation(jit):
     wrap = _jit_static if jit else (lambda f: f)
     wrap_g = jax.jit if jit else (lambda f: f)
-    for seed, T in [(0, 1), (1, 7), (2, 64)]:
+    # Eagerly (no jit) a 64-step scan is slow to trace op by op; jit covers the long stream.
+    for seed, T in [(0, 1), (1, 7), (2, 64)] if jit else [(0, 1), (1, 7)]:
         s = make_stream(seed, T, gamma=0.99)
         lam_array = np.random.default_rng(seed).random(T).astype(np.float32)
         for lam in (0.0, 0.95, 1.0, lam_array):
