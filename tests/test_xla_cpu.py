@@ -92,6 +92,31 @@ def test_import_rljax_changes_nothing_and_loads_only_the_core():
     assert json.loads(_fresh_python(code)) == [True, False, []]
 
 
+def test_import_rljax_changes_no_more_of_os_environ_than_import_jax():
+    """Without JAX_PLATFORMS, jax's own import sets a few variables (TF_CPP_MIN_LOG_LEVEL,
+    TPU_SKIP_MDS_QUERY); importing rljax adds none of its own."""
+
+    def changed(module: str) -> list[str]:
+        code = (
+            "import os, json; before = dict(os.environ); import " + module + "; print(json.dumps("
+            "sorted(k for k in {*before, *os.environ} if before.get(k) != os.environ.get(k))))"
+        )
+        ours = ("XLA_FLAGS", "PJRT_NPROC", "JAX_PLATFORMS", "RLJAX_CPU_DEVICES")
+        jaxs = ("TF_CPP_MIN_LOG_LEVEL", "TPU_SKIP_MDS_QUERY")
+        clean = {k: v for k, v in os.environ.items() if k not in (*ours, *jaxs)}
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**clean, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert changed("rljax") == changed("jax")
+
+
 def test_lazy_submodules_are_reachable_from_the_package():
     code = "import rljax; print(rljax.agents.AGENTS is not None, rljax.envs.__name__)"
     assert _fresh_python(code) == "True rljax.envs"
