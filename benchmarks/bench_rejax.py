@@ -247,9 +247,8 @@ def _profile_rljax(agent, config, env, env_params, spec, keys, n) -> dict:
 
     def rollouts_only(key):
         def body(carry, _):
-            env_state, obs, traj = collect(carry)
-            state = carry.agent._replace(key=jax.random.split(carry.agent.key)[0])
-            return carry._replace(agent=state, env_state=env_state, obs=obs), traj.reward.sum()
+            key, env_state, obs, traj = collect(carry)
+            return carry._replace(key=key, env_state=env_state, obs=obs), traj.reward.sum()
 
         return jax.lax.scan(body, init(key), None, length=n)[1]
 
