@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from rljax import envs, envs_gymnasium
-from rljax.agents import AGENTS, Agent, ConfigError
+from rljax.agents import Agent, ConfigError
 from rljax.run import parallel, results
 
 
@@ -267,7 +267,3 @@ def _train(runs, config, lengths, out: Path, opts: RunOptions, primary: bool, me
     timing["train_time_s"] = round(time.perf_counter() - train_start, 3)
     progress.close()
     return state, sum(lengths[:done]), timing
-
-
-def agent_names() -> list[str]:
-    return list(AGENTS)
