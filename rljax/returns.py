@@ -59,7 +59,21 @@ def lambda_returns(
     Raises:
       ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
-    fn = "lambda_returns"
+    return _lambda_returns(
+        "lambda_returns", r_t, discount_t, v_t, done_t, lambda_, stop_target_gradients
+    )
+
+
+def _lambda_returns(
+    fn: str,
+    r_t: Array,
+    discount_t: Array,
+    v_t: Array,
+    done_t: Array,
+    lambda_: Array | float,
+    stop_target_gradients: bool,
+) -> Array:
+    """:func:`lambda_returns`, its argument errors naming ``fn`` (the public function called)."""
     _checks.series(fn, done_t=done_t, r_t=r_t, discount_t=discount_t, v_t=v_t)
     _checks.scalar_or_shape(fn, "lambda_", lambda_, "r_t", r_t)
     dtype = jnp.result_type(r_t, discount_t, v_t)
@@ -105,9 +119,9 @@ def discounted_returns(
     Raises:
       ValueError: at trace time, naming the argument, if a shape or dtype is wrong.
     """
-    fn = "discounted_returns"
-    _checks.series(fn, done_t=done_t, r_t=r_t, discount_t=discount_t, v_t=v_t)
-    return lambda_returns(r_t, discount_t, v_t, done_t, 1.0, stop_target_gradients)
+    return _lambda_returns(
+        "discounted_returns", r_t, discount_t, v_t, done_t, 1.0, stop_target_gradients
+    )
 
 
 def gae_advantages(
@@ -145,8 +159,9 @@ def gae_advantages(
     """
     fn = "gae_advantages"
     _checks.series(fn, done_t=done_t, r_t=r_t, discount_t=discount_t, v_tm1=v_tm1, v_t=v_t)
-    _checks.scalar_or_shape(fn, "lambda_", lambda_, "r_t", r_t)
-    returns = lambda_returns(r_t, discount_t, v_t, done_t, lambda_, stop_target_gradients=False)
+    returns = _lambda_returns(
+        fn, r_t, discount_t, v_t, done_t, lambda_, stop_target_gradients=False
+    )
     adv = returns - v_tm1
     return jax.lax.stop_gradient(adv) if stop_target_gradients else adv
 

@@ -31,7 +31,7 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
-class A2CConfig:
+class A2CConfig(base.DiscreteStepsConfig):
     """A2C hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
 
     mode: str = S("gae", base.one_of("gae", "monte_carlo"))
@@ -54,11 +54,7 @@ class A2CConfig:
     max_grad_norm: float = L(0.5, base.FINITE)  # <= 0 turns clipping off
     adam_eps: float = L(1e-5, base.POSITIVE_FLOAT)
 
-    def validate(self, spec: envs.EnvSpec) -> None:
-        """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
-        base.require_discrete(spec, "a2c")
-        base.check_fields(self)
-        base.num_updates(self.total_steps, self.steps_per_update(spec))
+    agent_name = "a2c"  # not a field: the --agent name used in messages
 
     def steps_per_update(self, spec: envs.EnvSpec) -> int:
         """Env steps simulated per update (per seed)."""

@@ -390,3 +390,25 @@ def soft_update(online: Any, target: Any, tau: Array | float) -> Any:
     """
     chex.assert_trees_all_equal_shapes_and_dtypes(online, target)
     return optax.incremental_update(new_tensors=online, old_tensors=target, step_size=tau)
+
+
+class DiscreteStepsConfig:
+    """The ``validate`` and ``steps_per_update`` of a discrete-action agent's config that
+    plays ``num_steps`` steps in each of ``num_envs`` environments per update.
+
+    A base class of ``@struct.dataclass`` configs; it declares no fields. The config has the
+    fields ``total_steps``, ``num_envs`` and ``num_steps``, and the class attribute
+    ``agent_name`` (not a field: the ``--agent`` name used in messages). A config that
+    collects otherwise overrides ``steps_per_update``; ``validate`` uses the override.
+    """
+
+    def validate(self, spec: envs.EnvSpec) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+        require_discrete(spec, self.agent_name)
+        check_fields(self)
+        num_updates(self.total_steps, self.steps_per_update(spec))
+
+    def steps_per_update(self, spec: envs.EnvSpec) -> int:
+        """Env steps simulated per update (per seed)."""
+        del spec
+        return self.num_envs * self.num_steps

@@ -96,6 +96,7 @@ PPO: Presets = {
 
 
 # ---- reinforce
+# fmt: off
 REINFORCE: Presets = {
     # Tuned on CartPole-v1 and Acrobot-v1 (4 seeds each, lr in {3e-3, 1e-2, 3e-2} x
     # baseline_lr in {1e-2, 3e-2}): the seed's networks and batch, policy lr 1e-2 (3e-2
@@ -103,18 +104,12 @@ REINFORCE: Presets = {
     "default": {},
     # Seed 002's hyperparameters: 64-unit nets, Adam 3e-2 for both, gamma 0.99, ~2000 steps.
     "seed": dict(
-        num_envs=8,
-        num_steps=250,
-        hidden_size=64,
-        num_layers=1,
-        activation="relu",
-        lr=3e-2,
-        baseline_lr=3e-2,
-        gamma=0.99,
-        max_grad_norm=0.0,
-        anneal_lr=False,
+        num_envs=8, num_steps=250,
+        hidden_size=64, num_layers=1, activation="relu",
+        lr=3e-2, baseline_lr=3e-2, gamma=0.99, max_grad_norm=0.0, anneal_lr=False,
     ),
 }
+# fmt: on
 
 
 # ---- td3
@@ -126,6 +121,7 @@ TD3: Presets = {
 
 
 # ---- td_actor_critic
+# fmt: off
 TD_ACTOR_CRITIC: Presets = {
     # Tuned on CartPole-v1. The seed's 1x128 ReLU nets plateau near 100 with 16 envs and
     # gamma 0.99 for every actor/critic lr and entropy pair tried (2/32 runs solved in 300k
@@ -136,14 +132,8 @@ TD_ACTOR_CRITIC: Presets = {
     # It learns but does not hold: 11/32 seeds greedy-solved after 1M steps on CartPole-v1.
     "seed": dict(
         num_envs=1,
-        hidden_size=128,
-        num_layers=1,
-        activation="relu",
-        lr=2e-4,
-        critic_lr=2e-4,
-        gamma=1.0,
-        ent_coef=0.0,
-        max_grad_norm=0.0,
-        anneal_lr=False,
+        hidden_size=128, num_layers=1, activation="relu",
+        lr=2e-4, critic_lr=2e-4, gamma=1.0, ent_coef=0.0, max_grad_norm=0.0, anneal_lr=False,
     ),
 }
+# fmt: on

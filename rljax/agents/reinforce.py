@@ -41,7 +41,7 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
-class ReinforceConfig:
+class ReinforceConfig(base.DiscreteStepsConfig):
     """REINFORCE hyperparameters. Loop and shape fields are static; floats are leaves."""
 
     total_steps: int = S(1_000_000, POS)  # env steps per seed
@@ -59,15 +59,7 @@ class ReinforceConfig:
     max_grad_norm: float = L(0.0, base.FINITE)  # <= 0 turns clipping off
     adam_eps: float = L(1e-8, base.POSITIVE_FLOAT)
 
-    def validate(self, spec: envs.EnvSpec) -> None:
-        """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
-        base.require_discrete(spec, "reinforce")
-        base.check_fields(self)
-        base.num_updates(self.total_steps, self.steps_per_update(spec))
-
-    def steps_per_update(self, spec: envs.EnvSpec) -> int:
-        """Env steps simulated per update (per seed)."""
-        return self.num_envs * self.num_steps
+    agent_name = "reinforce"  # not a field: the --agent name used in messages
 
 
 class ReinforceState(NamedTuple):

@@ -40,7 +40,7 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
-class TDActorCriticConfig:
+class TDActorCriticConfig(base.DiscreteStepsConfig):
     """One-step actor-critic hyperparameters. Loop and shape fields static; floats leaves."""
 
     total_steps: int = S(500_000, POS)  # env steps per seed
@@ -58,15 +58,7 @@ class TDActorCriticConfig:
     adam_eps: float = L(1e-8, base.POSITIVE_FLOAT)
     ema_alpha: float = L(0.05, base.PROBABILITY)  # smoothing of the ema_return metric
 
-    def validate(self, spec: envs.EnvSpec) -> None:
-        """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
-        base.require_discrete(spec, "td_actor_critic")
-        base.check_fields(self)
-        base.num_updates(self.total_steps, self.steps_per_update(spec))
-
-    def steps_per_update(self, spec: envs.EnvSpec) -> int:
-        """Env steps simulated per update (per seed)."""
-        return self.num_envs * self.num_steps
+    agent_name = "td_actor_critic"  # not a field: the --agent name used in messages
 
 
 class TDActorCriticState(NamedTuple):
