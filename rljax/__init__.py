@@ -19,6 +19,11 @@ from rljax.losses import (
     entropy_loss,
     policy_gradient_loss,
     ppo_clip_loss,
+    sac_actor_loss,
+    sac_actor_loss_discrete,
+    soft_q_target,
+    soft_q_target_discrete,
+    temperature_loss,
     value_loss,
 )
 from rljax.returns import (
@@ -69,8 +74,13 @@ __all__ = [
     "policy_gradient_loss",
     "ppo_clip_loss",
     "returns",
+    "sac_actor_loss",
+    "sac_actor_loss_discrete",
+    "soft_q_target",
+    "soft_q_target_discrete",
     "standardize",
     "td_errors",
+    "temperature_loss",
     "types",
     "value_loss",
 ]

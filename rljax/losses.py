@@ -250,3 +250,140 @@ def dpg_loss(
     target = jax.lax.stop_gradient(a_t + dqda_t)
     per = 0.5 * jnp.sum(jnp.square(target - a_t), axis=-1)
     return _reduce(per, mask, reduction)
+
+
+# ---- soft actor-critic (Haarnoja et al. 2018, https://arxiv.org/abs/1801.01290 and
+# https://arxiv.org/abs/1812.05905; discrete actions: Christodoulou 2019,
+# https://arxiv.org/abs/1910.07207). Critic values carry a leading ensemble axis [K, ...]; the
+# minimum over it is the clipped double-Q estimate (Fujimoto et al. 2018).
+
+
+def _check_critics(fn: str, name: str, q: Array, batch_shape: tuple[int, ...]) -> None:
+    shape = tuple(jnp.shape(q))
+    if len(shape) != 1 + len(batch_shape) or shape[1:] != tuple(batch_shape) or shape[0] < 1:
+        raise ValueError(
+            f"{fn}: {name} must have shape [K, *{tuple(batch_shape)}] with K >= 1 critics, "
+            f"got {shape}"
+        )
+
+
+def soft_q_target(
+    r_t: Array, discount_t: Array, q_next_t: Array, logp_next_t: Array, alpha: Array | float
+) -> Array:
+    """SAC's critic target  y = r + discount·(min_k Q'_k(s', a') − α·log π(a'|s')).
+
+    a' ~ π(·|s') is sampled from the current policy; Q'_k are the target critics. The whole
+    target is gradient-stopped (no gradient into the target critics, the policy or α).
+
+    Args:
+      r_t: rewards [B]; discount_t: γ·(1 − terminated) [B] (a truncation still bootstraps).
+      q_next_t: target-critic values of (s', a') [K, B].
+      logp_next_t: log π(a'|s') [B].
+      alpha: the temperature α, a scalar.
+
+    Returns:
+      y [B].
+    """
+    fn = "soft_q_target"
+    _checks.per_step(fn, r_t=r_t, discount_t=discount_t, logp_next_t=logp_next_t)
+    _check_critics(fn, "q_next_t", q_next_t, jnp.shape(r_t))
+    soft_v = jnp.min(q_next_t, axis=0) - alpha * logp_next_t
+    return jax.lax.stop_gradient(r_t + discount_t * soft_v)
+
+
+def soft_q_target_discrete(
+    r_t: Array, discount_t: Array, q_next_t: Array, logits_next_t: Array, alpha: Array | float
+) -> Array:
+    """Discrete SAC's critic target, the expectation over a' taken exactly:
+    y = r + discount·Σ_a' π(a'|s')·(min_k Q'_k(s', a') − α·log π(a'|s')).
+
+    Args:
+      r_t, discount_t: [B]; q_next_t: target-critic values [K, B, A];
+      logits_next_t: the policy's logits at s' [B, A]; alpha: a scalar.
+
+    Returns:
+      y [B], gradient-stopped.
+    """
+    fn = "soft_q_target_discrete"
+    _checks.per_step(fn, r_t=r_t, discount_t=discount_t)
+    _checks.rank(fn, "logits_next_t", logits_next_t, jnp.ndim(r_t) + 1, "[B, A]")
+    _check_critics(fn, "q_next_t", q_next_t, jnp.shape(logits_next_t))
+    logp = jax.nn.log_softmax(logits_next_t)
+    soft_v = jnp.sum(jnp.exp(logp) * (jnp.min(q_next_t, axis=0) - alpha * logp), axis=-1)
+    return jax.lax.stop_gradient(r_t + discount_t * soft_v)
+
+
+def sac_actor_loss(
+    logp_t: Array,
+    q_t: Array,
+    alpha: Array | float,
+    mask: Array | None = None,
+    reduction: Reduction = "mean",
+) -> Array:
+    """SAC's actor loss  L = sg(α)·log π(a|s) − min_k Q_k(s, a),  a = f(ε; s) reparameterised.
+
+    The gradient reaches the policy through both terms (``logp_t`` and ``q_t`` are functions
+    of the reparameterised action); the caller keeps the critics' parameters fixed (take the
+    gradient with respect to the actor's parameters only). α carries no gradient.
+
+    Args:
+      logp_t: log π(a|s) of the sampled actions [B]; q_t: critic values of (s, a) [K, B];
+      alpha: the temperature, a scalar; mask [B] or None; reduction: over the batch.
+    """
+    fn = "sac_actor_loss"
+    _checks.per_step(fn, mask, logp_t=logp_t)
+    _check_critics(fn, "q_t", q_t, jnp.shape(logp_t))
+    _check_reduction(fn, reduction)
+    per = jax.lax.stop_gradient(alpha) * logp_t - jnp.min(q_t, axis=0)
+    return _reduce(per, mask, reduction)
+
+
+def sac_actor_loss_discrete(
+    logits_t: Array,
+    q_t: Array,
+    alpha: Array | float,
+    mask: Array | None = None,
+    reduction: Reduction = "mean",
+) -> Array:
+    """Discrete SAC's actor loss, exact over actions:
+    L = Σ_a π(a|s)·(sg(α)·log π(a|s) − sg(min_k Q_k(s, a))).
+
+    Args:
+      logits_t: the policy's logits [B, A]; q_t: critic values [K, B, A] (no gradient);
+      alpha: a scalar; mask [B] or None; reduction: over the batch.
+    """
+    fn = "sac_actor_loss_discrete"
+    _checks.rank(fn, "logits_t", logits_t, 2, "[B, A]")
+    _checks.floating(fn, logits_t=logits_t)
+    _checks.shape_is(fn, "mask", mask, jnp.shape(logits_t)[:1], "logits_t's batch shape")
+    _check_critics(fn, "q_t", q_t, jnp.shape(logits_t))
+    _check_reduction(fn, reduction)
+    logp = jax.nn.log_softmax(logits_t)
+    q = jax.lax.stop_gradient(jnp.min(q_t, axis=0))
+    per = jnp.sum(jnp.exp(logp) * (jax.lax.stop_gradient(alpha) * logp - q), axis=-1)
+    return _reduce(per, mask, reduction)
+
+
+def temperature_loss(
+    log_alpha: Array,
+    logp_t: Array,
+    target_entropy: Array | float,
+    mask: Array | None = None,
+    reduction: Reduction = "mean",
+) -> Array:
+    """SAC's temperature loss  L(α) = −log α · sg(log π(a|s) + H̄).
+
+    Descending it raises α when the policy's entropy −log π falls below the target H̄ and
+    lowers it above. For discrete actions pass the exact expectation Σ_a π(a|s)·log π(a|s)
+    (minus the entropy) as ``logp_t``.
+
+    Args:
+      log_alpha: log α, a scalar (the parameter); logp_t: [B] (no gradient);
+      target_entropy: H̄, a scalar; mask [B] or None; reduction: over the batch.
+    """
+    fn = "temperature_loss"
+    _checks.rank(fn, "log_alpha", log_alpha, 0, "a scalar")
+    _checks.per_step(fn, mask, logp_t=logp_t)
+    _check_reduction(fn, reduction)
+    per = -log_alpha * jax.lax.stop_gradient(logp_t + target_entropy)
+    return _reduce(per, mask, reduction)

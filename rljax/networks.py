@@ -129,6 +129,94 @@ class QCritic(nn.Module):
         return _dense(1, 1.0)(x).squeeze(-1)
 
 
+class QValues(nn.Module):
+    """Q(s, ·): MLP over the observation, one value per discrete action."""
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (256, 256)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, obs: Array) -> Array:
+        x = MLP(self.hidden_sizes, self.activation)(obs)
+        return _dense(self.num_actions, 1.0)(x)
+
+
+class SquashedGaussianActor(nn.Module):
+    """A tanh-squashed Gaussian policy's parameters: ``(mean, log_std)`` of the pre-tanh
+    Gaussian, ``log_std`` state-dependent and kept in [log_std_min, log_std_max] by a scaled
+    tanh (as in SAC implementations since Haarnoja et al. 2018). See :func:`tanh_gaussian_sample`.
+    """
+
+    action_dim: int
+    hidden_sizes: Sequence[int] = (256, 256)
+    activation: str = "relu"
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, obs: Array) -> tuple[Array, Array]:
+        x = MLP(self.hidden_sizes, self.activation)(obs)
+        mean = _dense(self.action_dim, 0.01)(x)
+        raw = _dense(self.action_dim, 0.01)(x)
+        span = self.log_std_max - self.log_std_min
+        return mean, self.log_std_min + 0.5 * span * (jnp.tanh(raw) + 1.0)
+
+
+def log1m_tanh_sq(u: Array) -> Array:
+    """log(1 − tanh²(u)) = 2·(log 2 − u − softplus(−2u)), finite for every finite u.
+
+    The direct form underflows to log(0) = −inf once |u| exceeds about 9 in float32.
+    """
+    return 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+
+
+def tanh_gaussian_log_prob(
+    mean: Array, log_std: Array, u: Array, low: Array | float, high: Array | float
+) -> Array:
+    """log-density of the action a = low + (tanh(u) + 1)·h, h = (high − low)/2, given its
+    pre-tanh value u ~ N(mean, exp(log_std)²), by the change of variables
+    log p(a) = Σ_i [log N(u_i) − log(1 − tanh²(u_i)) − log h_i], summed over the last axis.
+
+    Stable at the bounds: it never forms 1 − tanh², so |u| of 20 or 100 gives a finite value.
+    """
+    half = (jnp.asarray(high) - jnp.asarray(low)) / 2.0
+    z = (u - mean) * jnp.exp(-log_std)
+    log_normal = -0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
+    per_dim = log_normal - log1m_tanh_sq(u) - jnp.log(jnp.broadcast_to(half, u.shape))
+    return jnp.sum(per_dim, axis=-1)
+
+
+def tanh_gaussian_sample(
+    key: Array, mean: Array, log_std: Array, low: Array | float, high: Array | float
+) -> tuple[Array, Array]:
+    """``(action, log_prob)``: a reparameterised sample u = mean + σ·ε, ε ~ N(0, I), squashed
+    and scaled to [low, high], with its log-density (:func:`tanh_gaussian_log_prob`). The
+    gradient flows through the action to ``mean`` and ``log_std``."""
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+    return tanh_gaussian_mode(u, low, high), tanh_gaussian_log_prob(mean, log_std, u, low, high)
+
+
+def tanh_gaussian_mode(mean: Array, low: Array | float, high: Array | float) -> Array:
+    """The squashed mean low + (tanh(mean) + 1)·h: the greedy action."""
+    return low + (jnp.tanh(mean) + 1.0) * (jnp.asarray(high) - jnp.asarray(low)) / 2.0
+
+
+def tanh_gaussian_log_prob_of_action(
+    mean: Array,
+    log_std: Array,
+    action: Array,
+    low: Array | float,
+    high: Array | float,
+    eps: float = 1e-6,
+) -> Array:
+    """:func:`tanh_gaussian_log_prob` of an action in [low, high]: u = atanh(y) with the
+    normalised action y clipped to [−1 + eps, 1 − eps], so actions at the bounds stay finite."""
+    half = (jnp.asarray(high) - jnp.asarray(low)) / 2.0
+    y = jnp.clip((action - low) / half - 1.0, -1.0 + eps, 1.0 - eps)
+    return tanh_gaussian_log_prob(mean, log_std, jnp.arctanh(y), low, high)
+
+
 def categorical(logits: Array) -> distrax.Categorical:
     """A categorical distribution over the last axis of ``logits``."""
     return distrax.Categorical(logits=logits)
@@ -142,9 +230,11 @@ def diag_gaussian(mean: Array, log_std: Array) -> distrax.MultivariateNormalDiag
 class CriticEnsemble(NamedTuple):
     """An actor and K critics over stacked parameters.
 
-    ``actor(params, obs[..., O]) -> a[..., A]``; ``critic(params, obs, a) -> q[K, ...]``;
-    ``critic_one(params of one critic, obs, a) -> q[...]``; ``init_actor(key, obs)``;
-    ``init_critic(key, obs, action)`` gives parameters with a leading [K] axis.
+    ``actor(params, obs[..., O])`` is the actor's output (an action, or a distribution's
+    parameters); ``critic(params, obs, a) -> q[K, ...]`` (for a critic of the observation
+    alone, ``critic(params, obs) -> q[K, ..., A]``); ``critic_one(params of one critic, ...)``
+    applies one critic; ``init_actor(key, obs)``; ``init_critic(key, obs[, action])`` gives
+    parameters with a leading [K] axis.
     """
 
     actor: Callable
@@ -163,12 +253,12 @@ def critic_ensemble(actor: nn.Module, q: nn.Module, num_critics: int) -> CriticE
     """
     k = num_critics
 
-    def critic(params, obs, action):
+    def critic(params, *inputs):
         return jnp.stack(
-            [q.apply(jax.tree.map(lambda x, i=i: x[i], params), obs, action) for i in range(k)]
+            [q.apply(jax.tree.map(lambda x, i=i: x[i], params), *inputs) for i in range(k)]
         )
 
-    def init_critic(key, obs, action):
-        return jax.vmap(q.init, (0, None, None))(jax.random.split(key, k), obs, action)
+    def init_critic(key, *inputs):  # one critic at a time (see rljax.run.parallel.INIT_BLOCK)
+        return jax.lax.map(lambda kk: q.init(kk, *inputs), jax.random.split(key, k))
 
     return CriticEnsemble(actor.apply, critic, q.apply, actor.init, init_critic)

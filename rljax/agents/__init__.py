@@ -3,11 +3,11 @@
 ``AGENTS`` maps an ``--agent`` name to its :class:`~rljax.agents.base.Agent` record.
 """
 
-from rljax.agents import a2c, ddpg, ppo, reinforce, td3, td_actor_critic
+from rljax.agents import a2c, ddpg, ppo, reinforce, sac, td3, td_actor_critic
 from rljax.agents.base import Agent, ConfigError
 
 AGENTS: dict[str, Agent] = {
-    m.AGENT.name: m.AGENT for m in (a2c, reinforce, td_actor_critic, ddpg, td3, ppo)
+    m.AGENT.name: m.AGENT for m in (a2c, reinforce, td_actor_critic, ddpg, td3, ppo, sac)
 }
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ddpg",
     "ppo",
     "reinforce",
+    "sac",
     "td3",
     "td_actor_critic",
 ]

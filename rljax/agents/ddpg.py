@@ -39,7 +39,7 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, replay
-from rljax.agents import base, presets
+from rljax.agents import base, off_policy, presets
 from rljax.types import Array, Params, PRNGKey, Transition
 
 S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
@@ -47,19 +47,11 @@ Nets = networks.CriticEnsemble
 
 
 @struct.dataclass
-class DDPGConfig:
-    """DDPG hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
+class DDPGConfig(off_policy.ReplayConfig):
+    """DDPG hyperparameters: the replay fields, then DDPG's own. Loop and shape fields are
+    static; floats are leaves (sweepable)."""
 
-    total_steps: int = S(20_000, POS)  # env steps per seed
-    num_envs: int = S(1, POS)
-    buffer_size: int = S(20_000, POS)  # replay capacity
-    batch_size: int = S(128, POS)
-    learning_starts: int = S(1_000, POS)  # random-action steps
-    hidden_size: int = S(64, POS)
-    num_layers: int = S(2, POS)
-    activation: str = S("relu", base.one_of(*networks.ACTIVATIONS))
     exploration: str = S("gaussian", base.one_of("gaussian", "epsilon_decay"))
-    num_critics: int = S(1, POS)  # TD3: 2 (min target)
     policy_delay: int = S(1, POS)  # TD3: 2
     lr: float = L(1e-3, base.POSITIVE_FLOAT)  # actor
     critic_lr: float = L(1e-3, base.POSITIVE_FLOAT)
@@ -75,42 +67,15 @@ class DDPGConfig:
     def validate(self, spec: envs.EnvSpec) -> None:
         """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
         base.require_continuous(spec, self.agent_name)
-        base.check_fields(self)
-        if self.batch_size > self.buffer_size:
-            raise base.ConfigError(
-                f"--batch-size {self.batch_size} must be <= --buffer-size {self.buffer_size}"
-            )
-        if self.learning_starts < self.batch_size:
-            raise base.ConfigError(
-                f"--learning-starts {self.learning_starts} must be >= --batch-size "
-                f"{self.batch_size} (the warm-up must fill at least one batch)"
-            )
-        n = base.num_updates(self.total_steps, self.steps_per_update(spec))
-        if n <= self.warmup_updates(spec):
-            raise base.ConfigError(
-                f"--total-steps {self.total_steps} must exceed --learning-starts "
-                f"{self.learning_starts} by at least one update ({self.steps_per_update(spec)} "
-                "env steps)"
-            )
+        self.validate_replay(spec)
 
     def steps_per_update(self, spec: envs.EnvSpec) -> int:
         """Env steps simulated per update (per seed)."""
         del spec
         return self.num_envs * self.policy_delay
 
-    def warmup_updates(self, spec: envs.EnvSpec) -> int:
-        """Updates of uniformly random actions (no learning) that cover ``learning_starts``."""
-        return -(-self.learning_starts // self.steps_per_update(spec))
 
-
-class Experience(NamedTuple):
-    """What the replay buffer stores per env step."""
-
-    obs: Array  # [*obs_shape]
-    action: Array  # [A]
-    reward: Array  # []
-    next_obs: Array  # [*obs_shape]: the true successor (the final observation at an end)
-    terminated: Array  # [] bool: termination only, never truncation
+Experience = off_policy.Experience
 
 
 class DDPGState(NamedTuple):
@@ -128,7 +93,7 @@ class DDPGState(NamedTuple):
 
 def make_networks(config: DDPGConfig, spec: envs.EnvSpec) -> Nets:
     """The actor and ``num_critics`` critics (:class:`rljax.networks.CriticEnsemble`)."""
-    sizes = (config.hidden_size,) * config.num_layers
+    sizes = config.hidden_sizes()
     actor = networks.DeterministicActor(
         spec.num_actions, spec.action_low, spec.action_high, sizes, config.activation
     )
@@ -177,14 +142,13 @@ def td_target(
     mu_next = nets.actor(state.target_actor_params, batch.next_obs)
     a_next = noisy_action(key, mu_next, config.target_noise, config.target_noise_clip, spec)
     q_next = jnp.min(nets.critic(state.target_critic_params, batch.next_obs, a_next), axis=0)
-    discount = config.gamma * (1.0 - batch.terminated.astype(jnp.float32))
-    return critic_target(batch.reward, discount, q_next)
+    return critic_target(batch.reward, off_policy.discount(config.gamma, batch.terminated), q_next)
 
 
 def critic_loss(critic_params: Params, nets: Nets, batch, y_t: Array) -> tuple[Array, Array]:
     """Σ_k mean_B ½(y − Q_k(s, a))² (each critic regresses on the same target); and Q [K, B]."""
     q = nets.critic(critic_params, batch.obs, batch.action)
-    return jnp.sum(jax.vmap(losses.value_loss, in_axes=(0, None))(q, y_t)), q
+    return off_policy.ensemble_value_loss(q, y_t), q
 
 
 def actor_loss(actor_params: Params, critic_params: Params, nets: Nets, obs: Array) -> Array:
@@ -205,10 +169,6 @@ def update_targets(state: DDPGState, tau: Array | float) -> DDPGState:
     )
 
 
-def _buffer(config: DDPGConfig) -> replay.ReplayBuffer:
-    return replay.replay_buffer(capacity=config.buffer_size, batch_size=config.batch_size)
-
-
 def _optimizers(config: DDPGConfig) -> tuple[optax.GradientTransformation, ...]:
     return optax.adam(config.lr), optax.adam(config.critic_lr)
 
@@ -218,11 +178,9 @@ def init(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec) -> DDPGState:
     nets = make_networks(config, spec)
     key, actor_key, critic_key = jax.random.split(key, 3)
     obs = jnp.zeros(spec.obs_shape, jnp.float32)
-    a0 = jnp.zeros((spec.num_actions,), jnp.float32)
     actor_params = nets.init_actor(actor_key, obs)
-    critic_params = nets.init_critic(critic_key, obs, a0)
+    critic_params = nets.init_critic(critic_key, obs, off_policy.zero_action(spec))
     actor_opt, critic_opt = _optimizers(config)
-    example = Experience(obs, a0, jnp.zeros(()), obs, jnp.zeros((), bool))
     return DDPGState(
         actor_params=actor_params,
         critic_params=critic_params,
@@ -230,7 +188,7 @@ def init(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec) -> DDPGState:
         target_critic_params=critic_params,
         actor_opt_state=actor_opt.init(actor_params),
         critic_opt_state=critic_opt.init(critic_params),
-        replay=_buffer(config).init(example),
+        replay=off_policy.init_replay(config, spec),
         key=key,
         **base.counters_init(),
     )
@@ -258,8 +216,7 @@ def make_policy(config: DDPGConfig, spec: envs.EnvSpec, warmup: bool = False):
 
     def policy(key, state: DDPGState, obs):
         if warmup:
-            shape = (obs.shape[0], spec.num_actions)
-            a = jax.random.uniform(key, shape, minval=spec.action_low, maxval=spec.action_high)
+            a = off_policy.uniform_actions(key, spec, obs.shape[0])
         else:
             sigma = exploration_scale(config, state.env_steps)
             a = noisy_action(key, actor(state.actor_params, obs), sigma, jnp.inf, spec)
@@ -282,16 +239,13 @@ def learn_step(
     only stored. ``traj.next_obs`` is the final observation at episode ends."""
     chex.assert_shape(traj.reward, (config.policy_delay, config.num_envs))
     nets = make_networks(config, spec)
-    buffer = _buffer(config)
+    buffer = off_policy.buffer(config)
     actor_opt, critic_opt = _optimizers(config)
     key, sample_keys, noise_keys = split_update_key(state.key, config)
     s = state._replace(key=key)
     closs, qs = [], []
     for j in range(config.policy_delay):
-        items = Experience(
-            traj.obs[j], traj.action[j], traj.reward[j], traj.next_obs[j], traj.terminated[j]
-        )
-        s = s._replace(replay=buffer.add(s.replay, items))
+        s = s._replace(replay=buffer.add(s.replay, off_policy.experience(traj, j)))
         if not warmup:
             batch = buffer.sample(sample_keys[j], s.replay)
             y = td_target(noise_keys[j], config, nets, spec, s, batch)
@@ -304,9 +258,8 @@ def learn_step(
             s = s._replace(critic_params=critic_params, critic_opt_state=critic_opt_state)
             closs.append(loss)
             qs.append(jnp.mean(q))
-    zero = jnp.zeros((), jnp.float32)
     if warmup:
-        return s, {"critic_loss": zero, "actor_loss": zero, "q_mean": zero}
+        return s, off_policy.zero_metrics("critic_loss", "actor_loss", "q_mean")
     aloss, grads = jax.value_and_grad(actor_loss)(s.actor_params, s.critic_params, nets, batch.obs)
     actor_params, actor_opt_state = base.optimizer_step(
         actor_opt, grads, s.actor_opt_state, s.actor_params

@@ -137,3 +137,40 @@ TD_ACTOR_CRITIC: Presets = {
     ),
 }
 # fmt: on
+# ---- sac
+SAC: Presets = {
+    "default": {},  # Pendulum-v1: 2x64 ReLU nets, lr 3e-3, tau 0.02, batch 256
+    # rejax 0.1.3's tuned Pendulum config (configs/gymnax/pendulum.yaml, sac section), for
+    # the speed comparison: 1 env, batch 256, lr 0.01, buffer 10k, 256 warm-up steps, polyak
+    # 0.98, 2x64 swish, normalised observations, 10k steps.
+    "rejax": dict(
+        total_steps=10_000,
+        num_envs=1,
+        batch_size=256,
+        buffer_size=10_000,
+        learning_starts=256,
+        hidden_size=64,
+        num_layers=2,
+        activation="silu",
+        lr=0.01,
+        critic_lr=0.01,
+        alpha_lr=0.01,
+        tau=0.02,
+        # normalize_obs=True,
+    ),
+    # Discrete SAC on CartPole-v1 (Christodoulou 2019).
+    "cartpole": dict(
+        total_steps=100_000,
+        num_envs=1,
+        batch_size=128,
+        buffer_size=100_000,
+        learning_starts=1_000,
+        hidden_size=64,
+        num_layers=2,
+        lr=3e-4,
+        critic_lr=3e-4,
+        alpha_lr=3e-4,
+        tau=0.005,
+        target_entropy_ratio=0.5,
+    ),
+}

@@ -48,7 +48,8 @@ class GymnaxRuns(results.Runs):
     def init_fn(self):
         agent, spec, env, env_params = self.agent, self.spec, self.env, self.env_params
         one = lambda k, c: loop.init_fn(agent, c, spec, env, env_params)(k)  # noqa: E731
-        return parallel.jit_runs(lambda ks, cs: self._map(one)(ks, cs), self.sharding)
+        init = parallel.map_runs(one, parallel.INIT_BLOCK, self.sharding)
+        return parallel.jit_runs(init, self.sharding)
 
     def init(self) -> Any:
         return self.init_fn()(self.train_keys, self.run_configs)

@@ -18,7 +18,7 @@ import numpy as np
 
 from rljax import envs_gymnasium
 from rljax.agents.base import Agent, ConfigError
-from rljax.run import loop, results
+from rljax.run import loop, parallel, results
 
 EMA_ALPHA = 0.05  # the Keras tutorial's running reward: 0.05 * episode + 0.95 * running
 
@@ -102,7 +102,8 @@ class HostRuns(results.Runs):
         }
 
     def init(self) -> Any:
-        return jax.jit(jax.vmap(loop.init_fn(self.agent, self.config, self.spec)))(self.keys)
+        init = loop.init_fn(self.agent, self.config, self.spec)
+        return jax.jit(parallel.map_runs(init, parallel.INIT_BLOCK))(self.keys)
 
     def compile(self, state, starts_lengths) -> None:
         """Compile the behaviour policy and the learning step of each phase."""

@@ -33,6 +33,14 @@ def default_block(backend: str | None = None) -> int | None:
     return CPU_BLOCK if (backend or jax.default_backend()) == "cpu" else None
 
 
+# Runs initialised one at a time (a scan over runs, not a vmap). Orthogonal initialisation
+# runs a LAPACK QR; batched over runs, each QR waits on XLA:CPU's thread pool while holding a
+# pool thread, and several independent ones at once can hold every thread and wait forever
+# (seen with 4 pool threads and a 4-seed SAC). One run at a time keeps the QRs small; the
+# values are the same, and initialisation is a tiny part of a run.
+INIT_BLOCK = 1
+
+
 def map_runs(
     fn: Callable, block: int | None, sharding: jax.NamedSharding | None = None
 ) -> Callable:

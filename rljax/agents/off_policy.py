@@ -1,0 +1,137 @@
+"""What the replay-based agents (DDPG, TD3, SAC) share: the replay fields of their configs,
+what the buffer stores, the warm-up of uniformly random actions, and the bootstrap discount.
+
+Each update collects ``steps_per_update(spec)`` env steps per seed and stores them in a
+functional replay buffer (:mod:`rljax.replay`); the first ``warmup_updates`` updates act
+uniformly at random in the action space and only store (the runner runs them as their own
+phase, so no gradient is computed and discarded). Stored ``next_obs`` is the true successor
+(the final observation at an episode end) and ``terminated`` excludes truncation, so a time
+limit still bootstraps.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rljax import envs, losses, networks, replay
+from rljax.agents import base
+from rljax.types import Array, PRNGKey, Transition
+
+S, POS = base.static, base.POSITIVE
+
+
+@struct.dataclass
+class ReplayConfig:
+    """Fields every replay-based agent has (static: they set shapes and loop lengths)."""
+
+    total_steps: int = S(20_000, POS)  # env steps per seed
+    num_envs: int = S(1, POS)
+    buffer_size: int = S(20_000, POS)  # replay capacity
+    batch_size: int = S(128, POS)
+    learning_starts: int = S(1_000, POS)  # uniformly random steps before learning
+    hidden_size: int = S(64, POS)
+    num_layers: int = S(2, POS)
+    activation: str = S("relu", base.one_of(*networks.ACTIVATIONS))
+    num_critics: int = S(1, POS)  # an ensemble with the minimum target
+
+    def validate_replay(self, spec: envs.EnvSpec) -> None:
+        """Every field's declared check, then the checks between replay fields."""
+        base.check_fields(self)
+        if self.batch_size > self.buffer_size:
+            raise base.ConfigError(
+                f"--batch-size {self.batch_size} must be <= --buffer-size {self.buffer_size}"
+            )
+        if self.learning_starts < self.batch_size:
+            raise base.ConfigError(
+                f"--learning-starts {self.learning_starts} must be >= --batch-size "
+                f"{self.batch_size} (the warm-up must fill at least one batch)"
+            )
+        n = base.num_updates(self.total_steps, self.steps_per_update(spec))
+        if n <= self.warmup_updates(spec):
+            raise base.ConfigError(
+                f"--total-steps {self.total_steps} must exceed --learning-starts "
+                f"{self.learning_starts} by at least one update ({self.steps_per_update(spec)} "
+                "env steps)"
+            )
+
+    def warmup_updates(self, spec: envs.EnvSpec) -> int:
+        """Updates of uniformly random actions (no learning) that cover ``learning_starts``."""
+        return -(-self.learning_starts // self.steps_per_update(spec))
+
+    def hidden_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,) * self.num_layers
+
+
+class Experience(NamedTuple):
+    """What the replay buffer stores per env step."""
+
+    obs: Array  # [*obs_shape]
+    action: Array  # [A] (continuous) or [] int (discrete)
+    reward: Array  # []
+    next_obs: Array  # [*obs_shape]: the true successor (the final observation at an end)
+    terminated: Array  # [] bool: termination only, never truncation
+
+
+def experience(traj: Transition, step: int | None = None) -> Experience:
+    """Step ``step`` of ``traj`` [T, N] as [N] items, or (``None``) every step as [T·N]
+    items in time order."""
+    items = Experience(traj.obs, traj.action, traj.reward, traj.next_obs, traj.terminated)
+    if step is not None:
+        return jax.tree.map(lambda x: x[step], items)
+    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), items)
+
+
+def buffer(config: ReplayConfig) -> replay.ReplayBuffer:
+    return replay.replay_buffer(capacity=config.buffer_size, batch_size=config.batch_size)
+
+
+def init_replay(config: ReplayConfig, spec: envs.EnvSpec) -> replay.ReplayState:
+    """An empty buffer for the env's observations and actions."""
+    obs = jnp.zeros(spec.obs_shape, jnp.float32)
+    action = zero_action(spec)
+    return buffer(config).init(Experience(obs, action, jnp.zeros(()), obs, jnp.zeros((), bool)))
+
+
+def zero_action(spec: envs.EnvSpec) -> Array:
+    """One action of the env's space, all zeros (int32 [] or float32 [A])."""
+    if spec.discrete:
+        return jnp.zeros((), jnp.int32)
+    return jnp.zeros((spec.num_actions,), jnp.float32)
+
+
+def uniform_actions(key: PRNGKey, spec: envs.EnvSpec, n: int) -> Array:
+    """``n`` actions drawn uniformly from the action space: the warm-up policy."""
+    if spec.discrete:
+        return jax.random.randint(key, (n,), 0, spec.num_actions)
+    shape = (n, spec.num_actions)
+    return jax.random.uniform(key, shape, minval=spec.action_low, maxval=spec.action_high)
+
+
+def discount(gamma: Array | float, terminated: Array) -> Array:
+    """γ·(1 − terminated): only termination stops the bootstrap."""
+    return gamma * (1.0 - terminated.astype(jnp.float32))
+
+
+def zero_metrics(*names: str) -> dict[str, Array]:
+    """The metrics of a warm-up update (nothing learned)."""
+    return {name: jnp.zeros((), jnp.float32) for name in names}
+
+
+def ensemble_value_loss(q: Array, y_t: Array) -> Array:
+    """Σ_k mean_B ½(y − Q_k)²: each critic of the ensemble [K, B] regresses on one target."""
+    return jnp.sum(jax.vmap(losses.value_loss, in_axes=(0, None))(q, y_t))
+
+
+def repeat(step, state, keys: Array):
+    """``step(state, key) -> (state, metrics)`` once per key (in order), metrics averaged.
+
+    One key runs the step directly; more run in a ``lax.scan``.
+    """
+    if keys.shape[0] == 1:
+        return step(state, keys[0])
+    state, metrics = jax.lax.scan(step, state, keys)
+    return state, jax.tree.map(lambda x: jnp.mean(x, axis=0), metrics)
