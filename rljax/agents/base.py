@@ -265,10 +265,13 @@ def steps_collection(config: Any, spec: envs.EnvSpec) -> Collection:
 def define(name: str, config: type, presets: dict, namespace: dict, **fields: Any) -> Agent:
     """The :class:`Agent` record of a module whose protocol functions have the protocol's
     names (``init``, ``collection``, ``make_policy``, ``learn_step``, ``make_act``, taken
-    from ``namespace`` unless given in ``fields``)."""
+    from ``namespace`` unless given in ``fields``), with the config's normalisation options
+    (:func:`rljax.agents.normalize.wrap`)."""
+    from rljax.agents import normalize  # noqa: PLC0415 (it builds on this module)
+
     names = ("init", "collection", "make_policy", "learn_step", "make_act")
     found = {n: namespace[n] for n in names if n not in fields}
-    return Agent(name=name, config=config, presets=presets, **found, **fields)
+    return normalize.wrap(Agent(name=name, config=config, presets=presets, **found, **fields))
 
 
 def categorical_policy(logits_fn: Callable[[Any, Array], Array]):
@@ -364,6 +367,9 @@ class Agent(NamedTuple):
       warmup_updates: ``warmup_updates(config, spec)``: updates that act with the warm-up
         policy and learn with ``warmup=True`` (the runner runs them as their own phase, so
         nothing is computed and discarded under ``vmap``).
+      replay_obs_stats: the agent replays stored experience and normalises what it samples
+        itself, with its state's ``obs_stats`` (:mod:`rljax.agents.normalize` sets them), so
+        its buffer keeps raw observations.
     """
 
     name: str
@@ -376,6 +382,7 @@ class Agent(NamedTuple):
     make_act: Callable
     params: Callable = lambda state: state.params
     warmup_updates: Callable = lambda config, spec: 0
+    replay_obs_stats: bool = False
 
 
 def counters_init() -> dict[str, Array]:
@@ -392,7 +399,16 @@ def soft_update(online: Any, target: Any, tau: Array | float) -> Any:
     return optax.incremental_update(new_tensors=online, old_tensors=target, step_size=tau)
 
 
-class DiscreteStepsConfig:
+@struct.dataclass
+class Normalization:
+    """The fields every agent config starts with: observation normalisation and reward
+    scaling (static booleans; :mod:`rljax.agents.normalize` implements them)."""
+
+    normalize_obs: bool = static(False, one_of(True, False))  # running mean/var of inputs
+    scale_rewards: bool = static(False, one_of(True, False))  # learning sees r / std(return)
+
+
+class DiscreteStepsConfig(Normalization):
     """The ``validate`` and ``steps_per_update`` of a discrete-action agent's config that
     plays ``num_steps`` steps in each of ``num_envs`` environments per update.
 

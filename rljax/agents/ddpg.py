@@ -30,7 +30,7 @@ that decays linearly from ``exploration_noise`` to ``final_exploration_noise`` o
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -89,6 +89,7 @@ class DDPGState(NamedTuple):
     key: PRNGKey
     update: Array  # shape=(), dtype=int32; updates done
     env_steps: Array  # shape=(), dtype=int32
+    obs_stats: Any = None  # set during learning with normalize_obs (rljax.agents.normalize)
 
 
 def make_networks(config: DDPGConfig, spec: envs.EnvSpec) -> Nets:
@@ -247,7 +248,7 @@ def learn_step(
     for j in range(config.policy_delay):
         s = s._replace(replay=buffer.add(s.replay, off_policy.experience(traj, j)))
         if not warmup:
-            batch = buffer.sample(sample_keys[j], s.replay)
+            batch = off_policy.sample(sample_keys[j], config, s)
             y = td_target(noise_keys[j], config, nets, spec, s, batch)
             (loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
                 s.critic_params, nets, batch, y
@@ -283,4 +284,5 @@ AGENT = base.define(
     collection=lambda config, spec: base.Collection(config.num_envs, config.policy_delay),
     params=lambda state: state.actor_params,
     warmup_updates=lambda config, spec: config.warmup_updates(spec),
+    replay_obs_stats=True,
 )

@@ -18,14 +18,14 @@ import jax.numpy as jnp
 from flax import struct
 
 from rljax import envs, losses, networks, replay
-from rljax.agents import base
+from rljax.agents import base, normalize
 from rljax.types import Array, PRNGKey, Transition
 
 S, POS = base.static, base.POSITIVE
 
 
 @struct.dataclass
-class ReplayConfig:
+class ReplayConfig(base.Normalization):
     """Fields every replay-based agent has (static: they set shapes and loop lengths)."""
 
     total_steps: int = S(20_000, POS)  # env steps per seed
@@ -87,6 +87,16 @@ def experience(traj: Transition, step: int | None = None) -> Experience:
 
 def buffer(config: ReplayConfig) -> replay.ReplayBuffer:
     return replay.replay_buffer(capacity=config.buffer_size, batch_size=config.batch_size)
+
+
+def sample(key: PRNGKey, config: ReplayConfig, state) -> Experience:
+    """A uniform batch from ``state.replay``; with ``normalize_obs`` its observations are
+    normalised with ``state.obs_stats`` (the buffer keeps raw observations)."""
+    batch = buffer(config).sample(key, state.replay)
+    if not config.normalize_obs:
+        return batch
+    norm = lambda x: normalize.normalize(state.obs_stats, x)  # noqa: E731
+    return batch._replace(obs=norm(batch.obs), next_obs=norm(batch.next_obs))
 
 
 def init_replay(config: ReplayConfig, spec: envs.EnvSpec) -> replay.ReplayState:

@@ -40,7 +40,7 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
-class PPOConfig:
+class PPOConfig(base.Normalization):
     """PPO hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
 
     total_steps: int = S(500_000, POS)  # env steps per seed

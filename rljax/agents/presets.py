@@ -156,7 +156,7 @@ SAC: Presets = {
         critic_lr=0.01,
         alpha_lr=0.01,
         tau=0.02,
-        # normalize_obs=True,
+        normalize_obs=True,
     ),
     # Discrete SAC on CartPole-v1 (Christodoulou 2019).
     "cartpole": dict(

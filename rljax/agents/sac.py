@@ -25,7 +25,7 @@ evaluation plays the squashed mean (continuous) or the most probable action (dis
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -94,6 +94,7 @@ class SACState(NamedTuple):
     key: PRNGKey
     update: Array  # shape=(), dtype=int32; updates done
     env_steps: Array  # shape=(), dtype=int32
+    obs_stats: Any = None  # set during learning with normalize_obs (rljax.agents.normalize)
 
 
 def make_networks(config: SACConfig, spec: envs.EnvSpec) -> Nets:
@@ -224,7 +225,7 @@ def gradient_step(state: SACState, key: PRNGKey, config: SACConfig, spec: envs.E
     nets = make_networks(config, spec)
     actor_opt, critic_opt, alpha_opt = _optimizers(config)
     sample_key, target_key, actor_key = jax.random.split(key, 3)
-    batch = off_policy.buffer(config).sample(sample_key, state.replay)
+    batch = off_policy.sample(sample_key, config, state)
     alpha = alpha_of(state, config)
     y = td_target(target_key, config, nets, spec, state, batch, alpha)
     (closs, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
@@ -286,4 +287,5 @@ AGENT = base.define(
     collection=lambda config, spec: base.Collection(config.num_envs, config.num_steps),
     params=lambda state: state.actor_params,
     warmup_updates=lambda config, spec: config.warmup_updates(spec),
+    replay_obs_stats=True,
 )
