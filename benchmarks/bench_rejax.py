@@ -1,4 +1,4 @@
-"""PPO training speed and solved seeds against rejax 0.1.3, CartPole-v1, same hyperparameters.
+"""PPO (CartPole-v1) and SAC (Pendulum-v1) training speed and results against rejax 0.1.3.
 
     python -m venv .venv-rejax
     .venv-rejax/bin/pip install rejax==0.1.3 gymnax==1.0.1 jax==0.10.2 jaxlib==0.10.2 \\
@@ -14,7 +14,10 @@ sharded by this benchmark. The headline ratio compares each as a user gets it: r
 cores (its default) against rejax on one device. CartPole-v1 counts as solved at a mean
 return >= 475. The hyperparameters are rejax's configs/gymnax/cartpole.yaml (ppo), i.e.
 rljax's ``ppo`` preset "rejax": 5 envs x 100 steps, 5 epochs x 5 minibatches, lr 7.5e-4,
-max_grad_norm 0.5, 2x64 tanh, 1e5 steps.
+max_grad_norm 0.5, 2x64 tanh, 1e5 steps. ``--algo sac`` compares SAC on Pendulum-v1 with
+rejax's configs/gymnax/pendulum.yaml (sac section), i.e. rljax's ``sac`` preset "rejax": 1 env,
+batch 256, lr 0.01, buffer 10k, 256 warm-up steps, polyak 0.98, 2x64 swish, normalised
+observations, 1e4 steps; a seed counts as good at a greedy mean >= -200 (``solved_count``).
 
 rejax 0.1.3 unpacks the pre-1.0 gymnax step tuple ``(obs, state, reward, done, info)``;
 gymnax 1.0 returns ``(obs, state, reward, terminated, truncated, info)``. :class:`DoneAdapter`
@@ -55,6 +58,24 @@ REJAX_CONFIG = dict(
     ent_coef=0.01,
     vf_coef=0.5,
 )
+# rejax configs/gymnax/pendulum.yaml, sac section.
+REJAX_SAC_CONFIG = dict(
+    agent_kwargs={"activation": "swish"},
+    num_envs=1,
+    buffer_size=10_000,
+    fill_buffer=256,
+    batch_size=256,
+    learning_rate=0.01,
+    num_epochs=1,
+    gamma=0.99,
+    polyak=0.98,
+    target_entropy_ratio=None,
+    normalize_observations=True,
+)
+ALGOS = {  # algo: (env, rejax config, threshold of a solved/good seed)
+    "ppo": ("CartPole-v1", REJAX_CONFIG, SOLVED),
+    "sac": ("Pendulum-v1", REJAX_SAC_CONFIG, -200.0),
+}
 
 
 class DoneAdapter:
@@ -105,7 +126,8 @@ def _timed_compile_and_run(fn, keys, sharding=None):
     return out, compile_s, time.perf_counter() - t
 
 
-def _common(name, num_seeds, steps, compile_s, run_s, returns, eval_s, versions, devices):
+def _common(name, num_seeds, steps, compile_s, run_s, returns, eval_s, versions, devices,
+            threshold=SOLVED):  # fmt: skip
     import jax
     import numpy as np
 
@@ -125,7 +147,7 @@ def _common(name, num_seeds, steps, compile_s, run_s, returns, eval_s, versions,
         "eval_s": round(eval_s, 3),
         "eval_episodes": int(np.asarray(returns).shape[1]),
         "greedy_mean_returns": [round(float(x), 2) for x in mean],
-        "solved_count": int(np.sum(mean >= SOLVED)),
+        "solved_count": int(np.sum(mean >= threshold)),
         "median_return": round(float(np.median(mean)), 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "loadavg_after": os.getloadavg(),
@@ -141,6 +163,47 @@ def _eigen_threads() -> int | None:
         )
     except OSError:
         return None
+
+
+def side_rejax_sac(num_seeds: int, steps: int, episodes: int, devices: int) -> dict:
+    """rejax's SAC on Pendulum-v1 (its tuned config), evaluated greedily by its own act."""
+    import gymnax
+    import jax
+    import jax.numpy as jnp
+    from rejax import SAC
+    from rejax.evaluate import evaluate_single
+
+    env, env_params = gymnax.make("Pendulum-v1")
+    algo = SAC.create(
+        env=DoneAdapter(env),
+        env_params=env_params,
+        total_timesteps=steps,
+        eval_freq=steps,
+        skip_initial_evaluation=True,
+        **REJAX_SAC_CONFIG,
+    )
+    algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
+    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    sharding = _run_sharding(devices)
+    (ts, _), compile_s, run_s = _timed_compile_and_run(jax.vmap(algo.train), keys, sharding)
+
+    def greedy_returns(ts, key):
+        act = algo.make_act(ts)
+        keys = jax.random.split(key, episodes)
+        run = jax.vmap(evaluate_single, in_axes=(None, None, None, 0, None))
+        _, returns = run(act, algo.env, algo.env_params, keys, env_params.max_steps_in_episode)
+        return returns
+
+    eval_keys = jax.random.split(jax.random.PRNGKey(1), num_seeds)
+    t = time.perf_counter()
+    returns = jax.block_until_ready(jax.jit(jax.vmap(greedy_returns))(ts, eval_keys))
+    eval_s = time.perf_counter() - t
+    from importlib.metadata import version
+
+    versions = {name: version(name) for name in ("rejax", "gymnax", "jax", "flax", "optax")}
+    return _common(
+        "rejax", num_seeds, steps, compile_s, run_s, returns, eval_s, versions, devices, -200.0
+    )
 
 
 def side_rejax(num_seeds: int, steps: int, episodes: int, devices: int) -> dict:
@@ -190,7 +253,9 @@ def side_rejax(num_seeds: int, steps: int, episodes: int, devices: int) -> dict:
     return _common("rejax", num_seeds, total, compile_s, run_s, returns, eval_s, versions, devices)
 
 
-def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices: int) -> dict:
+def side_rljax(
+    num_seeds: int, steps: int, episodes: int, profile: bool, devices: int, algo: str = "ppo"
+) -> dict:
     from rljax.run import xla_cpu
 
     xla_cpu.configure_script(1)  # RLJAX_CPU_DEVICES from _side_env; before JAX starts
@@ -201,8 +266,9 @@ def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices
     from rljax.agents import AGENTS
     from rljax.run import experiment, loop, parallel, results
 
-    agent = AGENTS["ppo"]
-    env, env_params = envs.make("CartPole-v1")
+    agent = AGENTS[algo]
+    env_name, _, threshold = ALGOS[algo]
+    env, env_params = envs.make(env_name)
     spec = envs.spec(env, env_params)
     config = experiment.build_config(agent, "rejax", {"total_steps": steps}, spec)
     per_update = config.steps_per_update(spec)
@@ -228,7 +294,7 @@ def side_rljax(num_seeds: int, steps: int, episodes: int, profile: bool, devices
     eval_s = time.perf_counter() - t
     out = _common(
         "rljax", num_seeds, n * per_update, compile_s, run_s, returns, eval_s,
-        results.versions(), devices,
+        results.versions(), devices, threshold,
     )  # fmt: skip
     if profile:
         out["profile"] = _profile_rljax(agent, config, env, env_params, spec, keys, n)
@@ -259,8 +325,8 @@ def _profile_rljax(agent, config, env, env_params, spec, keys, n) -> dict:
 def _run_side(python: str, side: str, args, devices: int, env: dict) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--side", side, "--side-devices", str(devices)]
     cmd += ["--seeds", str(args.seeds), "--steps", str(args.steps)]
-    cmd += ["--episodes", str(args.episodes)]
-    if args.profile and side == "rljax":
+    cmd += ["--episodes", str(args.episodes), "--algo", args.algo]
+    if args.profile and side == "rljax" and args.algo == "ppo":
         cmd.append("--profile")
     load = os.getloadavg()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -312,8 +378,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rejax-python", default=str(ROOT / ".venv-rejax" / "bin" / "python"))
     p.add_argument("--rljax-python", default=None, help="default: .venv, else this interpreter")
+    p.add_argument("--algo", choices=tuple(ALGOS), default="ppo")
     p.add_argument("--seeds", type=int, default=64)
-    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--steps", type=int, default=None, help="default: 1e5 (ppo), 1e4 (sac)")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument(
         "--devices",
@@ -322,16 +389,27 @@ def main() -> None:
         "8, dividing --seeds); 1 runs only the one-device pair",
     )
     p.add_argument("--profile", action="store_true", help="also time rljax rollouts alone")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "rejax_comparison.json")
+    p.add_argument(
+        "--out", type=Path, default=None, help="default: benchmarks/rejax_comparison.json (ppo), "
+        "benchmarks/rejax_sac_comparison.json (sac)"
+    )  # fmt: skip
     p.add_argument("--side", choices=("rejax", "rljax"), help=argparse.SUPPRESS)
     p.add_argument("--side-devices", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.steps is None:
+        args.steps = 100_000 if args.algo == "ppo" else 10_000
+    if args.out is None:
+        name = "rejax_comparison.json" if args.algo == "ppo" else "rejax_sac_comparison.json"
+        args.out = ROOT / "benchmarks" / name
 
     if args.side == "rejax":
-        print(json.dumps(side_rejax(args.seeds, args.steps, args.episodes, args.side_devices)))
+        side = side_rejax if args.algo == "ppo" else side_rejax_sac
+        print(json.dumps(side(args.seeds, args.steps, args.episodes, args.side_devices)))
         return
     if args.side == "rljax":
-        out = side_rljax(args.seeds, args.steps, args.episodes, args.profile, args.side_devices)
+        out = side_rljax(
+            args.seeds, args.steps, args.episodes, args.profile, args.side_devices, args.algo
+        )
         print(json.dumps(out))
         return
 
@@ -368,9 +446,11 @@ def main() -> None:
     def ratio(a: str, b: str) -> float:
         return round(runs[a]["train_steps_per_s"] / runs[b]["train_steps_per_s"], 3)
 
+    env_name, rejax_config, _ = ALGOS[args.algo]
     summary = {
-        "env": "CartPole-v1",
-        "hyperparameters": REJAX_CONFIG | {"total_timesteps": args.steps},
+        "algo": args.algo,
+        "env": env_name,
+        "hyperparameters": rejax_config | {"total_timesteps": args.steps},
         "adapter": (
             "rejax sees done = terminated | truncated (pre-1.0 gymnax tuple): time limits are "
             "terminal for rejax; rljax bootstraps through truncations. rejax's in-training "

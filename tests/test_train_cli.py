@@ -27,6 +27,9 @@ TINY = [
 ]
 
 
+SAC = ["--agent", "sac", "--env", "Pendulum-v1"]
+
+
 @pytest.mark.parametrize(
     "argv, needle",
     [
@@ -45,6 +48,11 @@ TINY = [
         (["--num-envs", "abc"], "--num-envs"),
         (["--preset", "nope"], "--preset"),
         (["--mode", "td"], "--mode"),
+        (SAC + ["--batch-size", "512", "--buffer-size", "256"], "--batch-size"),
+        (SAC + ["--tau", "0"], "--tau"),
+        (SAC + ["--tau", "1.5"], "--tau"),
+        (SAC + ["--alpha", "-0.2"], "--alpha"),
+        (SAC + ["--gradient-steps", "0"], "--gradient-steps"),
     ],
 )
 def test_bad_input_one_line_exit_2_no_output(refused, argv, needle):
