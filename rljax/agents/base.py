@@ -307,6 +307,16 @@ def optimizer_step(
     return optax.apply_updates(params, updates), opt_state
 
 
+def descend(optimizer: optax.GradientTransformation, loss_fn: Callable, params, opt_state, *args,
+            has_aux: bool = True):  # fmt: skip
+    """One optimiser step down ``loss_fn(params, *args)`` (returning ``(loss, aux)``, or the
+    loss alone with ``has_aux=False``): ``(params, opt_state, loss, aux)``."""
+    value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(params, *args)
+    loss, aux = value if has_aux else (value, None)
+    params, opt_state = optimizer_step(optimizer, grads, opt_state, params)
+    return params, opt_state, loss, aux
+
+
 def episode_metrics(
     window: EpisodeWindow, traj: Transition, threshold: float | None
 ) -> tuple[EpisodeWindow, dict[str, Array]]:

@@ -250,21 +250,18 @@ def learn_step(
         if not warmup:
             batch = off_policy.sample(sample_keys[j], config, s)
             y = td_target(noise_keys[j], config, nets, spec, s, batch)
-            (loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-                s.critic_params, nets, batch, y
-            )
-            critic_params, critic_opt_state = base.optimizer_step(
-                critic_opt, grads, s.critic_opt_state, s.critic_params
+            critic_params, critic_opt_state, loss, q = base.descend(
+                critic_opt, critic_loss, s.critic_params, s.critic_opt_state, nets, batch, y
             )
             s = s._replace(critic_params=critic_params, critic_opt_state=critic_opt_state)
             closs.append(loss)
             qs.append(jnp.mean(q))
     if warmup:
         return s, off_policy.zero_metrics("critic_loss", "actor_loss", "q_mean")
-    aloss, grads = jax.value_and_grad(actor_loss)(s.actor_params, s.critic_params, nets, batch.obs)
-    actor_params, actor_opt_state = base.optimizer_step(
-        actor_opt, grads, s.actor_opt_state, s.actor_params
-    )
+    actor_params, actor_opt_state, aloss, _ = base.descend(
+        actor_opt, actor_loss, s.actor_params, s.actor_opt_state, s.critic_params, nets,
+        batch.obs, has_aux=False,
+    )  # fmt: skip
     s = update_targets(
         s._replace(actor_params=actor_params, actor_opt_state=actor_opt_state), config.tau
     )

@@ -228,24 +228,19 @@ def gradient_step(state: SACState, key: PRNGKey, config: SACConfig, spec: envs.E
     batch = off_policy.sample(sample_key, config, state)
     alpha = alpha_of(state, config)
     y = td_target(target_key, config, nets, spec, state, batch, alpha)
-    (closs, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-        state.critic_params, nets, spec, batch, y
+    critic_params, critic_opt_state, closs, q = base.descend(
+        critic_opt, critic_loss, state.critic_params, state.critic_opt_state, nets, spec, batch, y
     )
-    critic_params, critic_opt_state = base.optimizer_step(
-        critic_opt, grads, state.critic_opt_state, state.critic_params
-    )
-    (aloss, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(
-        state.actor_params, critic_params, actor_key, nets, spec, batch.obs, alpha
-    )
-    actor_params, actor_opt_state = base.optimizer_step(
-        actor_opt, grads, state.actor_opt_state, state.actor_params
-    )
+    actor_params, actor_opt_state, aloss, logp = base.descend(
+        actor_opt, actor_loss, state.actor_params, state.actor_opt_state, critic_params,
+        actor_key, nets, spec, batch.obs, alpha,
+    )  # fmt: skip
     log_alpha, alpha_opt_state = state.log_alpha, state.alpha_opt_state
     if config.autotune:
-        grad = jax.grad(losses.temperature_loss)(log_alpha, logp, config.target_entropy(spec))
-        log_alpha, alpha_opt_state = base.optimizer_step(
-            alpha_opt, grad, alpha_opt_state, log_alpha
-        )
+        log_alpha, alpha_opt_state, _, _ = base.descend(
+            alpha_opt, losses.temperature_loss, log_alpha, alpha_opt_state, logp,
+            config.target_entropy(spec), has_aux=False,
+        )  # fmt: skip
     state = state._replace(
         actor_params=actor_params,
         critic_params=critic_params,
