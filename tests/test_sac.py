@@ -371,3 +371,24 @@ def test_sac_learns_pendulum():
     ev = jax.jit(jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, *env, 20)))
     returns = np.asarray(ev(keys, carry.agent.actor_params).mean(-1))
     assert (returns >= -200).sum() >= 3, returns
+
+
+@pytest.mark.parametrize("env_name", ["gymnasium:Pendulum-v1", "gymnasium:CartPole-v1"])
+def test_cli_trains_sac_through_gymnasium(env_name, tmp_path):
+    """Box and Discrete actions on the host path, with normalised observations."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import train
+
+    out = tmp_path / "run"
+    argv = ["--agent", "sac", "--env", env_name, "--num-seeds", "2", "--normalize-obs"]
+    argv += ["--total-steps", "64", "--learning-starts", "16", "--batch-size", "16"]
+    argv += ["--hidden-size", "8", "--num-chunks", "2", "--eval-episodes", "1", "--quiet"]
+    assert train.main([*argv, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps_learned"] == [64, 64]
+    assert all(np.isfinite(summary["eval_returns"]))
+    assert "alpha" in (out / "metrics.csv").read_text().splitlines()[0]

@@ -158,19 +158,21 @@ SAC: Presets = {
         tau=0.02,
         normalize_obs=True,
     ),
-    # Discrete SAC on CartPole-v1 (Christodoulou 2019).
+    # Discrete SAC on CartPole-v1 (Christodoulou 2019, exact expectations over the actions),
+    # tuned here: the target entropy is 0.3 of the maximum log 2 (0.5 held the policy too
+    # random to balance 500 steps); 8 seeds solved within 1e5 steps (BENCHMARKS.md).
     "cartpole": dict(
         total_steps=100_000,
         num_envs=1,
-        batch_size=128,
+        batch_size=256,
         buffer_size=100_000,
         learning_starts=1_000,
         hidden_size=64,
         num_layers=2,
-        lr=3e-4,
-        critic_lr=3e-4,
-        alpha_lr=3e-4,
-        tau=0.005,
-        target_entropy_ratio=0.5,
+        lr=1e-3,
+        critic_lr=1e-3,
+        alpha_lr=1e-3,
+        tau=0.01,
+        target_entropy_ratio=0.3,
     ),
 }
