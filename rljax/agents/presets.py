@@ -138,41 +138,24 @@ TD_ACTOR_CRITIC: Presets = {
 }
 # fmt: on
 # ---- sac
+# fmt: off
 SAC: Presets = {
     "default": {},  # Pendulum-v1: 2x64 ReLU nets, lr 3e-3, tau 0.02, batch 256
     # rejax 0.1.3's tuned Pendulum config (configs/gymnax/pendulum.yaml, sac section), for
     # the speed comparison: 1 env, batch 256, lr 0.01, buffer 10k, 256 warm-up steps, polyak
     # 0.98, 2x64 swish, normalised observations, 10k steps.
     "rejax": dict(
-        total_steps=10_000,
-        num_envs=1,
-        batch_size=256,
-        buffer_size=10_000,
-        learning_starts=256,
-        hidden_size=64,
-        num_layers=2,
-        activation="silu",
-        lr=0.01,
-        critic_lr=0.01,
-        alpha_lr=0.01,
-        tau=0.02,
-        normalize_obs=True,
+        total_steps=10_000, num_envs=1, batch_size=256, buffer_size=10_000, learning_starts=256,
+        hidden_size=64, num_layers=2, activation="silu", lr=0.01, critic_lr=0.01,
+        alpha_lr=0.01, tau=0.02, normalize_obs=True,
     ),
     # Discrete SAC on CartPole-v1 (Christodoulou 2019, exact expectations over the actions),
     # tuned here: the target entropy is 0.3 of the maximum log 2 (0.5 held the policy too
     # random to balance 500 steps); 8 seeds solved within 1e5 steps (BENCHMARKS.md).
     "cartpole": dict(
-        total_steps=100_000,
-        num_envs=1,
-        batch_size=256,
-        buffer_size=100_000,
-        learning_starts=1_000,
-        hidden_size=64,
-        num_layers=2,
-        lr=1e-3,
-        critic_lr=1e-3,
-        alpha_lr=1e-3,
-        tau=0.01,
-        target_entropy_ratio=0.3,
+        total_steps=100_000, num_envs=1, batch_size=256, buffer_size=100_000,
+        learning_starts=1_000, hidden_size=64, num_layers=2, lr=1e-3, critic_lr=1e-3,
+        alpha_lr=1e-3, tau=0.01, target_entropy_ratio=0.3,
     ),
 }
+# fmt: on
