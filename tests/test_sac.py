@@ -392,3 +392,29 @@ def test_cli_trains_sac_through_gymnasium(env_name, tmp_path):
     assert summary["env_steps_learned"] == [64, 64]
     assert all(np.isfinite(summary["eval_returns"]))
     assert "alpha" in (out / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_sweep_over_float_settings_compiles_once(tmp_path, monkeypatch):
+    import csv
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import sweep
+
+    traces = []
+    agent = AGENTS["sac"]
+
+    def counting_learn_step(state, traj, config, spec, warmup=False):
+        traces.append(warmup)  # once per trace of each phase's update
+        return agent.learn_step(state, traj, config, spec, warmup)
+
+    monkeypatch.setitem(AGENTS, "sac", agent._replace(learn_step=counting_learn_step))
+    out = tmp_path / "sweep"
+    argv = ["--agent", "sac", "--env", "Pendulum-v1", "--num-seeds", "2", "--total-steps", "272"]
+    argv += ["--preset", "rejax", "--num-chunks", "1", "--eval-episodes", "1", "--quiet"]
+    argv += ["--grid", "tau=0.01,0.05", "alpha=0.1,1.0", "--out", str(out)]
+    assert sweep.main(argv) == 0
+    assert sorted(traces) == [False, True]  # 4 settings x 2 seeds: one trace per phase
+    rows = list(csv.DictReader((out / "sweep.csv").read_text().splitlines()))
+    assert len(rows) == 4 and all(np.isfinite(float(r["iqm"])) for r in rows)
