@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import cli  # experiments/cli.py, next to this script
 import numpy as np
 
 from rljax import stats
@@ -40,6 +41,9 @@ class InputError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs) -> None:  # flags are never abbreviated (--num-seed is refused)
+        super().__init__(allow_abbrev=False, **kwargs)
+
     def error(self, message: str):  # one line instead of usage + message, no SystemExit
         raise InputError(message)
 
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--statistic", choices=("iqm", "mean"), default="iqm", help="curve statistic across seeds"
     )
-    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--reps", type=cli.count, default=2000, help="bootstrap resamples")
     try:
         args = parser.parse_args(argv)
         if args.reps < 1:

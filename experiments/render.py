@@ -15,10 +15,15 @@ import json
 import sys
 from pathlib import Path
 
+import cli  # experiments/cli.py, next to this script
+
 PROG = "render.py"
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs) -> None:  # flags are never abbreviated (--num-seed is refused)
+        super().__init__(allow_abbrev=False, **kwargs)
+
     def error(self, message: str) -> None:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         sys.exit(2)
@@ -29,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("run_dir", type=Path, help="a results folder written by train.py")
-    p.add_argument("--run", type=int, default=None, help="which seed (default: the median)")
+    p.add_argument("--run", type=cli.count, default=None, help="which seed (default: the median)")
     p.add_argument("--out", type=Path, default=None, help="GIF path (default: DIR/episode.gif)")
     args = p.parse_args(argv)
 

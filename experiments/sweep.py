@@ -28,6 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cli  # experiments/cli.py, next to this script
+
 PROG = "sweep.py"
 
 
@@ -36,6 +38,9 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs) -> None:  # flags are never abbreviated (--num-seed is refused)
+        super().__init__(allow_abbrev=False, **kwargs)
+
     def error(self, message: str) -> None:
         raise UsageError(message)
 
@@ -47,9 +52,9 @@ def _parser(agents, env_names) -> argparse.ArgumentParser:
     p.add_argument("--agent", default="a2c", choices=agents)
     p.add_argument("--env", default="CartPole-v1", choices=env_names)
     p.add_argument("--preset", default="default")
-    p.add_argument("--num-seeds", type=int, default=16, help="seeds per setting")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--total-steps", type=int, default=None, help="env steps per run")
+    p.add_argument("--num-seeds", type=cli.count, default=16, help="seeds per setting")
+    p.add_argument("--seed", type=cli.count, default=0)
+    p.add_argument("--total-steps", type=cli.count, default=None, help="env steps per run")
     p.add_argument(
         "--grid",
         nargs="+",
@@ -59,7 +64,7 @@ def _parser(agents, env_names) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sample",
-        type=int,
+        type=cli.count,
         default=None,
         metavar="N",
         help="random search: N settings drawn from --space",
@@ -74,8 +79,8 @@ def _parser(agents, env_names) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--num-chunks", type=int, default=20)
-    p.add_argument("--eval-episodes", type=int, default=100)
+    p.add_argument("--num-chunks", type=cli.count, default=20)
+    p.add_argument("--eval-episodes", type=cli.count, default=100)
     p.add_argument(
         "--devices",
         default="auto",

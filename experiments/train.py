@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 # rljax is imported inside the functions: importing it (gymnax) starts JAX's backend, and a
 # multi-process run must call jax.distributed.initialize before that.
+import cli  # experiments/cli.py, next to this script
 
 PROG = "train.py"
 
@@ -36,12 +37,15 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs) -> None:  # flags are never abbreviated (--num-seed is refused)
+        super().__init__(allow_abbrev=False, **kwargs)
+
     def error(self, message: str) -> None:  # one line, no usage dump
         raise UsageError(message)
 
 
 def _flag_type(annotation: str):
-    return {"int": int, "float": float, "str": str, "bool": bool}[annotation]
+    return {"int": cli.count, "float": float, "str": str, "bool": bool}[annotation]
 
 
 def _parser(agent_name: str | None) -> argparse.ArgumentParser:
@@ -72,17 +76,23 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
         "of episode returns, the Keras tutorial's) first passes this value",
     )
     p.add_argument("--preset", default="default", help="named hyperparameter setting")
-    p.add_argument("--num-seeds", type=int, default=64, help="runs trained at once")
+    p.add_argument("--num-seeds", type=cli.count, default=64, help="runs trained at once")
     p.add_argument(
-        "--seed", type=int, default=0, help="root seed; run i uses fold_in(key(seed), i)"
+        "--seed", type=cli.count, default=0, help="root seed; run i uses fold_in(key(seed), i)"
     )
-    p.add_argument("--total-steps", type=int, default=None, help="env steps per seed")
+    p.add_argument("--total-steps", type=cli.count, default=None, help="env steps per seed")
     p.add_argument("--out", type=Path, default=None, help="results folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    p.add_argument("--num-chunks", type=int, default=50, help="logging points (jitted chunks)")
-    p.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes per seed")
+    p.add_argument(
+        "--num-chunks", type=cli.count, default=50, help="logging points (jitted chunks)"
+    )
+    p.add_argument(
+        "--eval-episodes", type=cli.count, default=100, help="evaluation episodes per seed"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--checkpoint-every", type=int, default=10, help="chunks between checkpoints")
+    p.add_argument(
+        "--checkpoint-every", type=cli.count, default=10, help="chunks between checkpoints"
+    )
     p.add_argument("--resume", type=Path, default=None, help="continue the run in this folder")
     p.add_argument(
         "--tensorboard", action="store_true", help="log to DIR/tensorboard (track extra)"
@@ -107,12 +117,14 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--num-processes",
-        type=int,
+        type=cli.count,
         default=1,
         metavar="P",
         help="processes (hosts) running this run together",
     )
-    p.add_argument("--process-id", type=int, default=0, metavar="I", help="this process: 0..P-1")
+    p.add_argument(
+        "--process-id", type=cli.count, default=0, metavar="I", help="this process: 0..P-1"
+    )
     p.add_argument(
         "--coordinator",
         default=None,
@@ -246,8 +258,8 @@ def parse_seed_block(value: str) -> int | str | None:
 def parse_processes(argv: list[str]) -> argparse.Namespace:
     """The multi-process flags, checked before JAX starts (the full parser repeats them)."""
     pre = _Parser(prog=PROG, add_help=False)
-    pre.add_argument("--num-processes", type=int, default=1)
-    pre.add_argument("--process-id", type=int, default=0)
+    pre.add_argument("--num-processes", type=cli.count, default=1)
+    pre.add_argument("--process-id", type=cli.count, default=0)
     pre.add_argument("--coordinator", default=None)
     args, _ = pre.parse_known_args(argv)
     given = _given(argv)

@@ -216,3 +216,33 @@ def test_missing_tracker_extra_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install" in err[0] and "--wandb" in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("500000", 500_000), ("500_000", 500_000), ("5e5", 500_000), ("500k", 500_000),
+     ("0.5M", 500_000), ("1e6", 1_000_000), ("2K", 2_000)],
+)  # fmt: skip
+def test_counts_accept_scientific_underscores_and_suffixes(text, value):
+    import cli
+
+    assert cli.count(text) == value
+
+
+@pytest.mark.parametrize("text", ["1.5", "1.2345k", "abc", "", "k", "1e400"])
+def test_counts_refuse_what_is_not_a_whole_number(text):
+    import argparse
+
+    import cli
+
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid count"):
+        cli.count(text)
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [(["--num-seed", "2"], "--num-seed"), (["--total", "2048"], "--total"),
+     (["--total-steps", "1.5"], "--total-steps")],
+)  # fmt: skip
+def test_no_prefix_abbreviations_and_whole_counts(refused, argv, needle):
+    refused(train.main, argv, needle)
