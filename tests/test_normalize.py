@@ -177,7 +177,7 @@ def test_resume_restores_the_statistics_bitwise(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
     env = {**env, "PYTHONPATH": str(root), "JAX_PLATFORMS": "cpu", "RLJAX_CPU_DEVICES": "1"}
     args = ["--agent", "sac", "--env", "Pendulum-v1", "--num-seeds", "2", "--total-steps", "96",
-            "--learning-starts", "16", "--batch-size", "16", "--hidden-size", "8",
+            "--learning-starts", "24", "--batch-size", "16", "--hidden-size", "8",
             "--normalize-obs", "--num-chunks", "4", "--checkpoint-every", "1", "--quiet",
             "--eval-episodes", "1"]  # fmt: skip
     a, b = tmp_path / "a", tmp_path / "b"
