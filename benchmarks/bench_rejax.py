@@ -165,33 +165,53 @@ def _eigen_threads() -> int | None:
         return None
 
 
-def side_rejax_sac(num_seeds: int, steps: int, episodes: int, devices: int) -> dict:
-    """rejax's SAC on Pendulum-v1 (its tuned config), evaluated greedily by its own act."""
+def side_rejax(num_seeds: int, steps: int, episodes: int, devices: int, algo: str = "ppo") -> dict:
+    """rejax's PPO (CartPole-v1) or SAC (Pendulum-v1) with its tuned config: trained, then each
+    seed's policy evaluated greedily (PPO: the argmax of its logits; SAC: rejax's own act)."""
     import gymnax
     import jax
     import jax.numpy as jnp
-    from rejax import SAC
+    from rejax import PPO, SAC
     from rejax.evaluate import evaluate_single
 
-    env, env_params = gymnax.make("Pendulum-v1")
-    algo = SAC.create(
+    env_name, config, threshold = ALGOS[algo]
+    env, env_params = gymnax.make(env_name)
+    learner = (PPO if algo == "ppo" else SAC).create(
         env=DoneAdapter(env),
         env_params=env_params,
         total_timesteps=steps,
-        eval_freq=steps,
+        eval_freq=steps,  # PPO: one block of ceil(steps / 500) iterations
         skip_initial_evaluation=True,
-        **REJAX_SAC_CONFIG,
+        **config,
     )
-    algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
+    learner = learner.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
+    total = steps
+    if algo == "ppo":
+        iteration = learner.num_envs * learner.num_steps
+        total = -(-steps // iteration) * iteration
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    # With devices > 1 (sharded by this benchmark, not by rejax) XLA partitions the vmap.
     sharding = _run_sharding(devices)
-    (ts, _), compile_s, run_s = _timed_compile_and_run(jax.vmap(algo.train), keys, sharding)
+    (ts, _), compile_s, run_s = _timed_compile_and_run(jax.vmap(learner.train), keys, sharding)
+
+    def greedy_act(ts):
+        if algo != "ppo":
+            return learner.make_act(ts)
+
+        def act(obs, rng):
+            logits = learner.actor.apply(
+                ts.actor_ts.params, obs[None], method=lambda m, x: m._action_dist(x).logits
+            )
+            return jnp.argmax(logits, -1).squeeze()
+
+        return act
 
     def greedy_returns(ts, key):
-        act = algo.make_act(ts)
         keys = jax.random.split(key, episodes)
         run = jax.vmap(evaluate_single, in_axes=(None, None, None, 0, None))
-        _, returns = run(act, algo.env, algo.env_params, keys, env_params.max_steps_in_episode)
+        _, returns = run(
+            greedy_act(ts), learner.env, learner.env_params, keys, env_params.max_steps_in_episode
+        )
         return returns
 
     eval_keys = jax.random.split(jax.random.PRNGKey(1), num_seeds)
@@ -202,55 +222,8 @@ def side_rejax_sac(num_seeds: int, steps: int, episodes: int, devices: int) -> d
 
     versions = {name: version(name) for name in ("rejax", "gymnax", "jax", "flax", "optax")}
     return _common(
-        "rejax", num_seeds, steps, compile_s, run_s, returns, eval_s, versions, devices, -200.0
+        "rejax", num_seeds, total, compile_s, run_s, returns, eval_s, versions, devices, threshold
     )
-
-
-def side_rejax(num_seeds: int, steps: int, episodes: int, devices: int) -> dict:
-    import gymnax
-    import jax
-    import jax.numpy as jnp
-    from rejax import PPO
-    from rejax.evaluate import evaluate_single
-
-    env, env_params = gymnax.make("CartPole-v1")
-    algo = PPO.create(
-        env=DoneAdapter(env),
-        env_params=env_params,
-        total_timesteps=steps,
-        eval_freq=steps,  # one block of ceil(steps / 500) iterations
-        skip_initial_evaluation=True,
-        **REJAX_CONFIG,
-    )
-    algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
-    iteration = algo.num_envs * algo.num_steps
-    total = -(-steps // iteration) * iteration
-    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
-    # With devices > 1 (sharded by this benchmark, not by rejax) XLA partitions the vmap.
-    sharding = _run_sharding(devices)
-    (ts, _), compile_s, run_s = _timed_compile_and_run(jax.vmap(algo.train), keys, sharding)
-
-    def greedy_returns(params, key):
-        def act(obs, rng):
-            logits = algo.actor.apply(
-                params, obs[None], method=lambda m, x: m._action_dist(x).logits
-            )
-            return jnp.argmax(logits, -1).squeeze()
-
-        keys = jax.random.split(key, episodes)
-        run = jax.vmap(evaluate_single, in_axes=(None, None, None, 0, None))
-        _, returns = run(act, algo.env, algo.env_params, keys, env_params.max_steps_in_episode)
-        return returns
-
-    eval_keys = jax.random.split(jax.random.PRNGKey(1), num_seeds)
-    t = time.perf_counter()
-    returns = jax.jit(jax.vmap(greedy_returns))(ts.actor_ts.params, eval_keys)
-    returns = jax.block_until_ready(returns)
-    eval_s = time.perf_counter() - t
-    from importlib.metadata import version
-
-    versions = {name: version(name) for name in ("rejax", "gymnax", "jax", "flax", "optax")}
-    return _common("rejax", num_seeds, total, compile_s, run_s, returns, eval_s, versions, devices)
 
 
 def side_rljax(
@@ -403,8 +376,8 @@ def main() -> None:
         args.out = ROOT / "benchmarks" / name
 
     if args.side == "rejax":
-        side = side_rejax if args.algo == "ppo" else side_rejax_sac
-        print(json.dumps(side(args.seeds, args.steps, args.episodes, args.side_devices)))
+        out = side_rejax(args.seeds, args.steps, args.episodes, args.side_devices, args.algo)
+        print(json.dumps(out))
         return
     if args.side == "rljax":
         out = side_rljax(
