@@ -11,9 +11,15 @@ independent streams).
 """
 
 import importlib as _importlib
+import os as _os
 
-from rljax import losses, returns, types
-from rljax.losses import (
+# A first `import jax` writes defaults into os.environ (TF_CPP_MIN_LOG_LEVEL, read when jaxlib
+# loads; TPU_SKIP_MDS_QUERY, read only on Cloud TPU VMs, where it is not set). Importing rljax
+# changes nothing in the process, so the variables jax adds while rljax loads are taken out.
+_ENVIRON = set(_os.environ)
+
+from rljax import losses, returns, types  # noqa: E402
+from rljax.losses import (  # noqa: E402
     clipped_value_loss,
     dpg_loss,
     entropy_loss,
@@ -26,14 +32,18 @@ from rljax.losses import (
     temperature_loss,
     value_loss,
 )
-from rljax.returns import (
+from rljax.returns import (  # noqa: E402
     discounted_returns,
     gae_advantages,
     lambda_returns,
     standardize,
     td_errors,
 )
-from rljax.types import Transition
+from rljax.types import Transition  # noqa: E402
+
+for _name in set(_os.environ) - _ENVIRON:
+    del _os.environ[_name]
+del _name, _ENVIRON
 
 __version__ = "0.1.0"
 

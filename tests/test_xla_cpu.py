@@ -92,9 +92,9 @@ def test_import_rljax_changes_nothing_and_loads_only_the_core():
     assert json.loads(_fresh_python(code)) == [True, False, []]
 
 
-def test_import_rljax_changes_no_more_of_os_environ_than_import_jax():
+def test_import_rljax_changes_nothing_even_where_import_jax_would():
     """Without JAX_PLATFORMS, jax's own import sets a few variables (TF_CPP_MIN_LOG_LEVEL,
-    TPU_SKIP_MDS_QUERY); importing rljax adds none of its own."""
+    TPU_SKIP_MDS_QUERY); importing rljax (which imports jax) leaves os.environ as it was."""
 
     def changed(module: str) -> list[str]:
         code = (
@@ -114,7 +114,8 @@ def test_import_rljax_changes_no_more_of_os_environ_than_import_jax():
         assert proc.returncode == 0, proc.stderr[-2000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    assert changed("rljax") == changed("jax")
+    assert changed("jax") != []  # the test would see jax's writes
+    assert changed("rljax") == []
 
 
 def test_lazy_submodules_are_reachable_from_the_package():
