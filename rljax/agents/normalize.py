@@ -1,6 +1,6 @@
 """Observation normalisation and return-based reward scaling, for every agent.
 
-Two config fields every agent has (:class:`rljax.agents.base.Normalization`) turn them on:
+Two config fields every agent has (:class:`rljax.agents.fields.Normalization`) turn them on:
 
 * ``normalize_obs``: running mean and variance of the observations in the agent state (per
   seed; under ``vmap`` each seed has its own), updated from the collected observations only.
