@@ -41,9 +41,9 @@ from rljax.returns import (  # noqa: E402
 )
 from rljax.types import Transition  # noqa: E402
 
-for _name in set(_os.environ) - _ENVIRON:
+for _name in set(_os.environ) - _ENVIRON:  # empty when jax was imported before rljax
     del _os.environ[_name]
-del _name, _ENVIRON
+del _ENVIRON
 
 __version__ = "0.1.0"
 
