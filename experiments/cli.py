@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
 import math
 import re
+import textwrap
+from typing import Any, NoReturn
 
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 _COUNT = re.compile(r"^([+-]?(?:\d[\d_]*)?(?:\.\d*)?(?:e[+-]?\d+)?)([kmg]?)$", re.IGNORECASE)
@@ -27,3 +31,133 @@ def count(text: str) -> int:
 
 
 count.__name__ = "int"  # argparse names the type in its messages ("invalid int value")
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and appends each flag's default to its help line
+    (unless the help already states it, or the flag has no default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        hidden = default is None or default is False or default == argparse.SUPPRESS
+        if "default:" in text or hidden or not action.option_strings:
+            return text
+        return f"{text} (default: {default})"
+
+
+class Parser(argparse.ArgumentParser):
+    """The scripts' parser: flags are never abbreviated (``--num-seed`` is an error, not
+    ``--num-seeds``), an error raises :class:`UsageError` (one line, no usage dump), and
+    ``--help`` keeps the description's layout and shows every default."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def hyperparameter(name: str) -> str:
+    """A hyperparameter's config name from either spelling: ``ent-coef`` or ``ent_coef``."""
+    return name.strip().removeprefix("--").replace("-", "_")
+
+
+def suggest(value: str, valid: list[str]) -> str:
+    """``"; did you mean 'X'?"`` for a near miss (any case), else ``""``."""
+    lower = {v.lower(): v for v in valid}
+    if value.lower() in lower:
+        return f"; did you mean {lower[value.lower()]!r}?"
+    close = difflib.get_close_matches(value.lower(), list(lower), n=1, cutoff=0.75)
+    return f"; did you mean {lower[close[0]]!r}?" if close else ""
+
+
+def check_choice(flag: str, value: str, valid: list[str]) -> None:
+    """Refuse ``value`` unless it is one of ``valid``: one line, listing them."""
+    if value not in valid:
+        raise UsageError(
+            f"argument {flag}: invalid choice {value!r}{suggest(value, valid)} "
+            f"(choose from {', '.join(valid)})"
+        )
+
+
+def _setting(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def preset_text(agent: Any) -> str:
+    """Each preset of ``agent`` with what it sets: for ``--help`` and for errors."""
+    lines = [f"presets of --agent {agent.name} (--preset NAME; explicit flags override them):"]
+    for name, settings in agent.presets.items():
+        sets = ", ".join(f"{k}={_setting(v)}" for k, v in settings.items())
+        lines.append(
+            textwrap.fill(
+                sets or "the config's defaults",
+                width=96,
+                initial_indent=f"  {name:<12} ",
+                subsequent_indent=" " * 15,
+            )
+        )
+    return "\n".join(lines)
+
+
+def check_preset(agent: Any, preset: str) -> None:
+    """Refuse an unknown preset, listing the agent's presets."""
+    if preset not in agent.presets:
+        hint = suggest(preset, list(agent.presets))
+        raise UsageError(
+            f"--preset {preset!r} is not a preset of {agent.name}{hint}; valid: "
+            f"{', '.join(agent.presets)} (--agent {agent.name} --help shows what each sets)"
+        )
+
+
+def add_config_flags(parser: argparse.ArgumentParser, agent: Any, preset: str) -> None:
+    """One flag per hyperparameter of ``agent``'s config (``--lr``, ``--gamma``, ...), each
+    with its meaning, valid values and default (the preset's value, where it sets one).
+
+    Every flag defaults to None, so the caller can tell which ones were given.
+    """
+    from rljax.agents import fields
+
+    settings = agent.presets.get(preset, {})
+    group = parser.add_argument_group(
+        f"--agent {agent.name} hyperparameters (defaults of --preset {preset})"
+    )
+    for f in dataclasses.fields(agent.config):
+        if f.name == "total_steps":
+            continue
+        default = settings.get(f.name, f.default)
+        name = "--" + f.name.replace("_", "-")
+        check = f.metadata.get("check")
+        kind = str(f.type)
+        text = fields.describe(f, _setting(default))
+        if kind == "bool":
+            group.add_argument(name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif kind == "str" and check is not None and check.choices:
+            group.add_argument(name, default=None, choices=list(check.choices), help=text)
+        else:
+            kinds = {"int": count, "float": float, "str": str}
+            group.add_argument(
+                name, type=kinds[kind], default=None, metavar=kind.upper(), help=text
+            )
+
+
+def rounded_budget(total_steps: int, steps_per_update: int) -> int:
+    """The env steps a budget runs: whole updates only (rounded down)."""
+    return total_steps // steps_per_update * steps_per_update
+
+
+def budget_notice(total_steps: int, steps_per_update: int) -> str | None:
+    """One line when ``--total-steps`` is not a whole number of updates, else None."""
+    run = rounded_budget(total_steps, steps_per_update)
+    if run == total_steps:
+        return None
+    return (
+        f"note: --total-steps {total_steps:,} is not a multiple of the {steps_per_update:,} env "
+        f"steps of one update; training {run:,} ({run // steps_per_update:,} updates)"
+    )

@@ -1,12 +1,13 @@
 """Compare finished runs: overlay their learning curves and test their final scores.
 
-    python experiments/compare.py DIR_A DIR_B [DIR_C ...] [--out compare.png]
+    python experiments/compare.py DIR_A DIR_B [DIR_C ...] [--out FIGURE.png]
 
 Each DIR is a results folder written by a training run (``summary.json`` and ``metrics.csv``;
 ``config.json`` optional). The script
 
 * writes one PNG overlaying the runs' learning curves (IQM across seeds with 95 % bootstrap
-  bands, ``rljax.io.plots.plot_curves``), default ``compare.png`` in the current directory;
+  bands, ``rljax.io.plots.plot_curves``): ``--out``, by default
+  ``compare_A_vs_B.png`` next to the first run's folder (in its parent folder);
 * prints a table of each run's greedy evaluation returns (``summary.json["eval_returns"]``, one
   score per seed): mean, median and IQM with 95 % percentile-bootstrap CIs
   (``rljax.stats.aggregate``);
@@ -22,7 +23,6 @@ their returns are on different scales, so neither the overlay nor P(A > B) would
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -35,17 +35,8 @@ import numpy as np
 from rljax import stats
 from rljax.io import plots
 
-
-class InputError(Exception):
-    """Bad command line or results folder: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, **kwargs) -> None:  # flags are never abbreviated (--num-seed is refused)
-        super().__init__(allow_abbrev=False, **kwargs)
-
-    def error(self, message: str):  # one line instead of usage + message, no SystemExit
-        raise InputError(message)
+# Bad command line or results folder: reported in one line, exit status 2.
+InputError = cli.UsageError
 
 
 class Run(NamedTuple):
@@ -122,8 +113,8 @@ def _unique_labels(runs: list[Run]) -> list[Run]:
     return [r._replace(label=str(r.path)) if seen[r.label] > 1 else r for r in runs]
 
 
-def _ci(value: float, ci: list[float]) -> str:
-    return f"{value:9.2f} [{ci[0]:8.2f}, {ci[1]:8.2f}]"
+def _ci(value: float, ci: list[float] | None) -> str:
+    return f"{value:9.2f}" + ("" if ci is None else f" [{ci[0]:8.2f}, {ci[1]:8.2f}]")
 
 
 def table(runs: list[Run], *, reps: int = 2000, seed: int = 0) -> str:
@@ -140,7 +131,7 @@ def table(runs: list[Run], *, reps: int = 2000, seed: int = 0) -> str:
         "-" * len(head),
     ]
     for r in runs:
-        agg = stats.aggregate(r.eval_returns, reps=reps, seed=seed)
+        agg = stats.across_seeds(r.eval_returns, reps=reps, seed=seed)
         if isinstance(r.solved, list) and r.solved:
             solved = f"{sum(bool(s) for s in r.solved)}/{len(r.solved)}"
         else:
@@ -158,18 +149,31 @@ def table(runs: list[Run], *, reps: int = 2000, seed: int = 0) -> str:
                 lo, hi = stats.probability_of_improvement_ci(
                     a.eval_returns, b.eval_returns, reps=reps, seed=seed
                 )
-                lines.append(f"  P({a.label} > {b.label}) = {p:.3f}  [95% CI {lo:.3f}, {hi:.3f}]")
+                ci = f"  [95% CI {lo:.3f}, {hi:.3f}]"
+                if min(a.eval_returns.size, b.eval_returns.size) < stats.MIN_SEEDS_FOR_CI:
+                    ci = ""
+                lines.append(f"  P({a.label} > {b.label}) = {p:.3f}{ci}")
+    few = [r for r in runs if stats.few_seeds_warning(r.eval_returns.size)]
+    for r in few:
+        lines.append(f"Warning: {r.label}: {stats.few_seeds_warning(r.eval_returns.size)}.")
     return "\n".join(lines)
+
+
+def default_out(runs: list[Run]) -> Path:
+    """``compare_A_vs_B.png`` beside the first run's folder (never the current folder)."""
+    name = "_vs_".join(r.label.replace("/", "_") for r in runs)
+    return runs[0].path.resolve().parent / f"compare_{name}.png"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 2 bad input)."""
-    parser = _Parser(
-        prog="compare.py",
-        description="Overlay runs' learning curves and compare their final evaluation returns.",
-    )
+    parser = cli.Parser(prog="compare.py", description=__doc__)
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="results folders of finished runs")
-    parser.add_argument("--out", default="compare.png", help="PNG to write (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="PNG to write (default: compare_A_vs_B.png next to the first run's folder)",
+    )
     parser.add_argument(
         "--statistic", choices=("iqm", "mean"), default="iqm", help="curve statistic across seeds"
     )
@@ -178,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.reps < 1:
             raise InputError(f"--reps must be a positive integer; got {args.reps}")
-        out = Path(args.out)
+        runs = _unique_labels([load_run(d) for d in args.dirs])
+        out = Path(args.out) if args.out else default_out(runs)
         if not out.parent.is_dir():
             raise InputError(f"--out {args.out}: folder {out.parent} does not exist")
-        runs = _unique_labels([load_run(d) for d in args.dirs])
         env_names = sorted({r.env for r in runs})
         if len(env_names) > 1:
             raise InputError(

@@ -10,7 +10,6 @@ greedy episode.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,23 +19,16 @@ import cli  # experiments/cli.py, next to this script
 PROG = "render.py"
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, **kwargs) -> None:  # flags are never abbreviated (--num-seed is refused)
-        super().__init__(allow_abbrev=False, **kwargs)
-
-    def error(self, message: str) -> None:
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.Parser(prog=PROG, description=__doc__)
     p.add_argument("run_dir", type=Path, help="a results folder written by train.py")
     p.add_argument("--run", type=cli.count, default=None, help="which seed (default: the median)")
     p.add_argument("--out", type=Path, default=None, help="GIF path (default: DIR/episode.gif)")
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except cli.UsageError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
 
     from rljax.io import checkpoint
 

@@ -33,34 +33,31 @@ import cli  # experiments/cli.py, next to this script
 PROG = "sweep.py"
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, **kwargs) -> None:  # flags are never abbreviated (--num-seed is refused)
-        super().__init__(allow_abbrev=False, **kwargs)
-
-    def error(self, message: str) -> None:
-        raise UsageError(message)
+UsageError = cli.UsageError
 
 
 def _parser(agents, env_names) -> argparse.ArgumentParser:
-    p = _Parser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = cli.Parser(prog=PROG, description=__doc__)
+    p.add_argument("--agent", default="a2c", help=f"algorithm: {', '.join(agents)}")
+    p.add_argument("--env", default="CartPole-v1", help=f"gymnax env: {', '.join(env_names)}")
+    p.add_argument(
+        "--preset", default="default", help="named setting of --agent (train.py --help lists them)"
     )
-    p.add_argument("--agent", default="a2c", choices=agents)
-    p.add_argument("--env", default="CartPole-v1", choices=env_names)
-    p.add_argument("--preset", default="default")
     p.add_argument("--num-seeds", type=cli.count, default=16, help="seeds per setting")
-    p.add_argument("--seed", type=cli.count, default=0)
-    p.add_argument("--total-steps", type=cli.count, default=None, help="env steps per run")
+    p.add_argument("--seed", type=cli.count, default=0, help="root seed, shared by the settings")
+    p.add_argument(
+        "--total-steps",
+        type=cli.count,
+        default=None,
+        help="env steps per run, rounded down to whole updates (default: the preset's)",
+    )
     p.add_argument(
         "--grid",
         nargs="+",
         default=[],
         metavar="NAME=V1,V2",
-        help="float hyperparameters: every combination (vmapped, one compile)",
+        help="float hyperparameters (ent_coef or ent-coef): every combination (vmapped, one "
+        "compile)",
     )
     p.add_argument(
         "--sample",
@@ -69,7 +66,13 @@ def _parser(agents, env_names) -> argparse.ArgumentParser:
         metavar="N",
         help="random search: N settings drawn from --space",
     )
-    p.add_argument("--space", nargs="+", default=[], metavar="NAME=log:LO:HI|uniform:LO:HI")
+    p.add_argument(
+        "--space",
+        nargs="+",
+        default=[],
+        metavar="NAME=log:LO:HI|uniform:LO:HI",
+        help="--sample's distribution of each float hyperparameter",
+    )
     p.add_argument(
         "--loop",
         nargs="+",
@@ -77,17 +80,21 @@ def _parser(agents, env_names) -> argparse.ArgumentParser:
         metavar="NAME=V1,V2",
         help="shape-changing settings: one compile per value",
     )
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--num-chunks", type=cli.count, default=20)
-    p.add_argument("--eval-episodes", type=cli.count, default=100)
+    p.add_argument(
+        "--out", type=Path, default=None, help="sweep folder (default: results/sweep_AGENT_ENV)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
+    p.add_argument("--num-chunks", type=cli.count, default=20, help="logging points")
+    p.add_argument(
+        "--eval-episodes", type=cli.count, default=100, help="evaluation episodes per run"
+    )
     p.add_argument(
         "--devices",
         default="auto",
         help="a number, 'all' or 'auto' (the default: the most devices that divide the runs; "
         "on CPU one device per core, at most 8)",
     )
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
@@ -97,7 +104,7 @@ def _pairs(items: list[str], flag: str) -> list[tuple[str, str]]:
         name, sep, values = item.partition("=")
         if not sep or not values:
             raise UsageError(f"{flag} {item!r}: expected NAME=VALUES")
-        out.append((name.replace("-", "_"), values))
+        out.append((cli.hyperparameter(name), values))
     return out
 
 
@@ -215,13 +222,8 @@ def _write_setting(work: Path, dest: Path, block: range, summary: dict, cfg_json
     if s["solved"] is not None:
         s["solved_count"] = int(sum(s["solved"]))
         s["solved_fraction"] = s["solved_count"] / len(block)
-    s.update(
-        {
-            k: v
-            for k, v in stats.aggregate(s["eval_returns"]).items()
-            if k in ("iqm", "iqm_ci", "mean", "mean_ci", "median", "median_ci")
-        }
-    )
+    s.pop("warning", None)
+    s.update(stats.across_seeds(s["eval_returns"]))
     results.write_json(dest / "summary.json", s)
     plots.plot_curves(
         [(dest.name, plots.read_metrics(dest / "metrics.csv"))],
@@ -237,14 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     from rljax.run import xla_cpu
 
     xla_cpu.configure_script("auto")  # before JAX starts: one JAX device per CPU core
-    from rljax import envs
+    from rljax import envs, stats
     from rljax.agents import AGENTS, ConfigError
     from rljax.agents.base import check_positive_int
     from rljax.run import experiment, parallel, results
 
     try:
         args = _parser(list(AGENTS), list(envs.ENVS)).parse_args(argv)
+        cli.check_choice("--agent", args.agent, list(AGENTS))
+        cli.check_choice("--env", args.env, list(envs.ENVS))
         agent = AGENTS[args.agent]
+        cli.check_preset(agent, args.preset)
         check_positive_int("num_seeds", args.num_seeds)
         check_positive_int("num_chunks", args.num_chunks)
         check_positive_int("eval_episodes", args.eval_episodes)
@@ -261,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.validate(spec)
                 configs.append(cfg)
             plans.append((loop, base_cfg, configs))
+        notices = {cli.budget_notice(c.total_steps, c.steps_per_update(spec)) for _, c, _ in plans}
         runs = len(grid) * args.num_seeds
         devices = parallel.parse_devices(args.devices, runs)
         parallel.check_devices(devices, runs)
@@ -277,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     import jax
     import jax.numpy as jnp
 
+    for notice in sorted(n for n in notices if n):
+        print(f"{PROG}: {notice}", file=sys.stderr)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -316,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                 "env": args.env,
                 "num_seeds": args.num_seeds,
                 "seed": args.seed,
-                "total_steps": cfg.total_steps,
+                "total_steps": cli.rounded_budget(cfg.total_steps, cfg.steps_per_update(spec)),
+                "requested_total_steps": cfg.total_steps,
                 "preset": args.preset,
                 "setting": {**loop, **setting},
                 "config": results.config_dict(cfg),
@@ -328,8 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                     "setting": name,
                     **{**loop, **setting},
                     "iqm": s["iqm"],
-                    "iqm_low": s["iqm_ci"][0],
-                    "iqm_high": s["iqm_ci"][1],
+                    "iqm_low": None if s["iqm_ci"] is None else s["iqm_ci"][0],
+                    "iqm_high": None if s["iqm_ci"] is None else s["iqm_ci"][1],
                     "mean": s["mean"],
                     "median": s["median"],
                     "solved": s.get("solved_count"),
@@ -349,10 +358,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for rank, r in enumerate(table, 1):
         solved = "-" if r["solved"] is None else f"{r['solved']}/{args.num_seeds}"
+        ci = "" if r["iqm_low"] is None else f" [{r['iqm_low']:.1f}, {r['iqm_high']:.1f}]"
         lines.append(
-            f"| {rank} | {r['setting']} | {r['iqm']:.1f} [{r['iqm_low']:.1f}, "
-            f"{r['iqm_high']:.1f}] | {r['mean']:.1f} | {r['median']:.1f} | {solved} |"
+            f"| {rank} | {r['setting']} | {r['iqm']:.1f}{ci} | {r['mean']:.1f} | "
+            f"{r['median']:.1f} | {solved} |"
         )
+    lines.append("")
+    lines.append(f"Statistics over the greedy evaluation returns of {args.num_seeds} seeds.")
+    warning = stats.few_seeds_warning(args.num_seeds)
+    if warning:
+        lines.append(f"Warning: {warning}.")
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     total = sum(1 for _ in plans)

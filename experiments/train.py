@@ -1,16 +1,17 @@
 """Train an rljax agent on many seeds at once and write a results folder.
 
-    python experiments/train.py --agent a2c --env CartPole-v1 --num-seeds 64 --seed 0 \
-        --total-steps 500000 --out results/a2c
+    python experiments/train.py --agent ppo --env CartPole-v1 --num-seeds 64 --seed 0
+        --total-steps 5e5 --out results/ppo
 
-Every agent hyperparameter is a flag (``--lr``, ``--gamma``, ...; ``--help`` lists them for the
-chosen ``--agent``). ``--preset NAME`` starts from a named setting; explicit flags override it.
-Bad input is rejected with one line naming the flag and exit status 2, before anything
-compiles and before any output is written.
+Every hyperparameter of the chosen --agent is a flag (--lr, --gamma, ...); `--agent NAME
+--help` lists that agent's flags with their meanings, valid values and defaults, and its
+presets. --preset NAME starts from a named setting; explicit flags override it. Counts accept
+500000, 500_000, 5e5 and 500k. Bad input is rejected with one line naming the flag and exit
+status 2, before anything compiles and before any output is written.
 
-Several hosts: run the same command on each, adding ``--num-processes P --process-id I
---coordinator HOST:PORT`` (HOST is process 0's host); the seeds are sharded over every
-host's devices and only process 0 writes ``--out``. No checkpoints in such a run.
+Several hosts: run the same command on each, adding --num-processes P --process-id I
+--coordinator HOST:PORT (HOST is process 0's host); the seeds are sharded over every
+host's devices and only process 0 writes --out. No checkpoints in such a run.
 """
 
 from __future__ import annotations
@@ -32,29 +33,16 @@ import cli  # experiments/cli.py, next to this script
 PROG = "train.py"
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit status 2."""
+UsageError = cli.UsageError
+_Parser = cli.Parser
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, **kwargs) -> None:  # flags are never abbreviated (--num-seed is refused)
-        super().__init__(allow_abbrev=False, **kwargs)
-
-    def error(self, message: str) -> None:  # one line, no usage dump
-        raise UsageError(message)
-
-
-def _flag_type(annotation: str):
-    return {"int": cli.count, "float": float, "str": str, "bool": bool}[annotation]
-
-
-def _parser(agent_name: str | None) -> argparse.ArgumentParser:
+def _parser(agent_name: str, preset: str = "default") -> argparse.ArgumentParser:
     from rljax import envs, envs_gymnasium
     from rljax.agents import AGENTS
 
-    p = _Parser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    agent = AGENTS[agent_name]
+    p = _Parser(prog=PROG, description=__doc__, epilog=cli.preset_text(agent))
     p.add_argument("--agent", default="a2c", choices=list(AGENTS), help="algorithm")
     p.add_argument(
         "--env",
@@ -75,13 +63,30 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
         help="gymnasium:ID envs only: also report when each seed's running reward (EMA 0.05 "
         "of episode returns, the Keras tutorial's) first passes this value",
     )
-    p.add_argument("--preset", default="default", help="named hyperparameter setting")
+    p.add_argument(
+        "--preset",
+        default="default",
+        metavar="NAME",
+        help=f"named hyperparameter setting of --agent: {', '.join(agent.presets)} (what each "
+        "sets: at the end)",
+    )
     p.add_argument("--num-seeds", type=cli.count, default=64, help="runs trained at once")
     p.add_argument(
         "--seed", type=cli.count, default=0, help="root seed; run i uses fold_in(key(seed), i)"
     )
-    p.add_argument("--total-steps", type=cli.count, default=None, help="env steps per seed")
-    p.add_argument("--out", type=Path, default=None, help="results folder")
+    p.add_argument(
+        "--total-steps",
+        type=cli.count,
+        default=None,
+        help="env steps per seed, rounded down to whole updates (default: the preset's, else "
+        f"the agent's: {agent.presets[preset].get('total_steps', agent.config.total_steps):,})",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default: results/AGENT_ENV_seedSEED)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument(
         "--num-chunks", type=cli.count, default=50, help="logging points (jitted chunks)"
@@ -131,17 +136,7 @@ def _parser(agent_name: str | None) -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="process 0's host and a free port, the same on every process",
     )
-    if agent_name in AGENTS:
-        group = p.add_argument_group(f"{agent_name} hyperparameters")
-        for f in dataclasses.fields(AGENTS[agent_name].config):
-            if f.name == "total_steps":
-                continue
-            name = "--" + f.name.replace("_", "-")
-            kind = _flag_type(str(f.type))
-            if kind is bool:
-                group.add_argument(name, action=argparse.BooleanOptionalAction, default=None)
-            else:
-                group.add_argument(name, type=kind, default=None, metavar=kind.__name__.upper())
+    cli.add_config_flags(p, agent, preset)
     return p
 
 
@@ -150,12 +145,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
 
     pre = _Parser(prog=PROG, add_help=False)
     pre.add_argument("--agent", default="a2c")
+    pre.add_argument("--preset", default="default")
     known, _ = pre.parse_known_args(argv)
-    if known.agent not in AGENTS:
-        raise UsageError(
-            f"argument --agent: invalid choice {known.agent!r}; valid: {', '.join(AGENTS)}"
-        )
-    args = _parser(known.agent).parse_args(argv)
+    cli.check_choice("--agent", known.agent, list(AGENTS))
+    cli.check_preset(AGENTS[known.agent], known.preset)
+    args = _parser(known.agent, known.preset).parse_args(argv)
     fields = {f.name for f in dataclasses.fields(AGENTS[args.agent].config)}
     overrides = {
         k: v for k, v in vars(args).items() if k in fields and k != "total_steps" and v is not None
@@ -216,10 +210,10 @@ def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Nam
                 f"--resume {d}: the run there has --{name.replace('_', '-')} {saved.get(name)}; "
                 f"got {getattr(args, name)}"
             )
-    if "total_steps" in given and args.total_steps != saved["total_steps"]:
+    asked = saved.get("requested_total_steps", saved["total_steps"])
+    if "total_steps" in given and args.total_steps not in (asked, saved["total_steps"]):
         raise UsageError(
-            f"--resume {d}: the run there has --total-steps {saved['total_steps']}; "
-            f"got {args.total_steps}"
+            f"--resume {d}: the run there has --total-steps {asked}; got {args.total_steps}"
         )
     if saved.get("agent") not in AGENTS:
         raise UsageError(f"--resume {d}: unknown agent {saved.get('agent')!r} in config.json")
@@ -365,6 +359,7 @@ class Run(NamedTuple):
     out: Path
     primary: bool  # this process writes --out
     bridged: bool  # a Gymnasium env on the host
+    steps_per_update: int  # env steps of one update (per seed)
 
 
 def checked_run(argv: list[str], multi: bool) -> Run:
@@ -388,7 +383,8 @@ def checked_run(argv: list[str], multi: bool) -> Run:
     parallel.check_devices(args.devices, args.num_seeds)
     bridged = check_env(args, multi)
     agent = AGENTS[args.agent]
-    config = experiment.build_config(agent, args.preset, overrides, experiment.env_spec(args.env))
+    spec = experiment.env_spec(args.env)
+    config = experiment.build_config(agent, args.preset, overrides, spec)
     out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
     primary = parallel.is_primary()  # only process 0 writes --out
     if args.resume is None and primary:
@@ -396,7 +392,7 @@ def checked_run(argv: list[str], multi: bool) -> Run:
     for flag, module in (("tensorboard", "tensorboardX"), ("wandb", "wandb")):
         if getattr(args, flag) and importlib.util.find_spec(module) is None:
             raise UsageError(f"--{flag} {trackers.TRACK_HINT}")
-    return Run(args, agent, config, out, primary, bridged)
+    return Run(args, agent, config, out, primary, bridged, config.steps_per_update(spec))
 
 
 def check_processes(args: argparse.Namespace) -> None:
@@ -428,9 +424,15 @@ def check_env(args: argparse.Namespace, multi: bool) -> bool:
         if args.resume is not None:
             raise UsageError(f"--resume is not supported for Gymnasium envs ({args.env})")
         return True
+    if args.env.startswith("brax:"):  # Brax through a gymnax adapter (the brax extra)
+        try:
+            envs.make(args.env)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        return False
     if args.env not in envs.ENVS:
         raise UsageError(
-            f"argument --env: invalid choice: {args.env!r} "
+            f"argument --env: invalid choice {args.env!r}{cli.suggest(args.env, list(envs.ENVS))} "
             f"(choose from {', '.join(envs.ENVS)}, or gymnasium:ID)"
         )
     return False
@@ -455,7 +457,8 @@ def prepare_out(run: Run, multi: bool) -> dict[str, Any]:
         "env": args.env,
         "num_seeds": args.num_seeds,
         "seed": args.seed,
-        "total_steps": run.config.total_steps,
+        "total_steps": cli.rounded_budget(run.config.total_steps, run.steps_per_update),
+        "requested_total_steps": run.config.total_steps,
         "preset": args.preset,
         "eval_episodes": args.eval_episodes,
         "num_chunks": args.num_chunks,
@@ -476,6 +479,9 @@ def train(run: Run, multi: bool) -> int:
     from rljax.run import experiment, results
 
     args, out = run.args, run.out
+    notice = cli.budget_notice(run.config.total_steps, run.steps_per_update)
+    if notice and run.primary and args.resume is None:
+        print(f"{PROG}: {notice}", file=sys.stderr)
     info = prepare_out(run, multi)
     tracking = None
     if run.primary and (args.tensorboard or args.wandb):

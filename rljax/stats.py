@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import scipy.stats
@@ -558,3 +558,32 @@ __all__ = [
     "probability_of_improvement",
     "probability_of_improvement_ci",
 ]
+
+
+MIN_SEEDS_FOR_CI = 5
+
+
+def few_seeds_warning(num_seeds: int) -> str | None:
+    """A warning for intervals over fewer than :data:`MIN_SEEDS_FOR_CI` seeds, else None.
+
+    With so few seeds a percentile bootstrap interval is not a confidence interval (with 2
+    seeds the 95% interval of the mean is just [min, max]).
+    """
+    if num_seeds >= MIN_SEEDS_FOR_CI:
+        return None
+    return (
+        f"only {num_seeds} seed(s): confidence intervals need at least {MIN_SEEDS_FOR_CI} "
+        "seeds (with 2, a bootstrap interval is just [min, max]), so they are left out"
+    )
+
+
+def across_seeds(scores: np.ndarray, *, reps: int = 2000, seed: Seed = 0) -> dict[str, Any]:
+    """Mean, median and IQM of one score per seed, with 95% CIs: :func:`aggregate`'s keys,
+    except that below :data:`MIN_SEEDS_FOR_CI` seeds each ``*_ci`` is None and a
+    ``"warning"`` key says why."""
+    a = _as_scores(scores)
+    agg = aggregate(a, reps=reps, seed=seed)
+    warning = few_seeds_warning(a.shape[0])
+    if warning is None:
+        return agg
+    return {**{k: (None if k.endswith("_ci") else v) for k, v in agg.items()}, "warning": warning}

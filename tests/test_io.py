@@ -170,6 +170,33 @@ def test_compare_writes_png_and_prints_table(tmp_path, capsys):
     assert out.read_bytes()[:8] == PNG_MAGIC and out.stat().st_size > 20_000
 
 
+def test_compare_default_out_is_beside_the_first_run_never_the_cwd(tmp_path, capsys, monkeypatch):
+    a = _make_run(tmp_path / "runs" / "run_a", seed=1)
+    b = _make_run(tmp_path / "runs" / "run_b", shift=60.0, seed=2)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert compare.main([str(a), str(b), "--reps", "200"]) == 0
+    out = tmp_path / "runs" / "compare_run_a_vs_run_b.png"
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert not any(cwd.iterdir())
+
+
+def test_compare_with_few_seeds_warns_instead_of_intervals(tmp_path, capsys):
+    a = _make_run(tmp_path / "run_a", seed=1)
+    few = _make_run(tmp_path / "run_b", seed=2)
+    summary = json.loads((few / "summary.json").read_text())
+    summary["eval_returns"] = summary["eval_returns"][:2]
+    (few / "summary.json").write_text(json.dumps(summary))
+    assert compare.main([str(a), str(few), "--out", str(tmp_path / "c.png"), "--reps", "200"]) == 0
+    printed = capsys.readouterr().out
+    assert "Greedy evaluation return" in printed
+    (p_line,) = [line for line in printed.splitlines() if "P(run_a > run_b)" in line]
+    assert "CI" not in p_line
+    assert "Warning: run_b: only 2 seed(s)" in printed
+
+
 def test_compare_missing_dir_is_one_line_exit_2(tmp_path, capsys):
     a = _make_run(tmp_path / "run_a")
     assert compare.main([str(a), str(tmp_path / "nope"), "--out", str(tmp_path / "x.png")]) == 2

@@ -329,3 +329,12 @@ def test_curve_band_rejects_bad_input():
         stats.curve_band(np.array([[0.0, math.nan], [1.0, 2.0]]))
     with pytest.raises(ValueError, match="statistic"):
         stats.curve_band(np.zeros((3, 3)), statistic="max")
+
+
+def test_across_seeds_leaves_out_intervals_below_five_seeds():
+    two = stats.across_seeds(np.array([1.0, 3.0]), reps=200)
+    assert two["iqm_ci"] is None and two["mean_ci"] is None and two["median_ci"] is None
+    assert two["mean"] == 2.0 and "only 2 seed(s)" in two["warning"]
+    five = stats.across_seeds(np.arange(5.0), reps=200)
+    assert "warning" not in five
+    assert five == stats.aggregate(np.arange(5.0), reps=200)

@@ -53,6 +53,10 @@ SAC = ["--agent", "sac", "--env", "Pendulum-v1"]
         (SAC + ["--tau", "1.5"], "--tau"),
         (SAC + ["--alpha", "-0.2"], "--alpha"),
         (SAC + ["--gradient-steps", "0"], "--gradient-steps"),
+        (["--agent", "PPO"], "did you mean 'ppo'?"),
+        (["--env", "cartpole-v1"], "did you mean 'CartPole-v1'?"),
+        (["--preset", "nosuch"], "valid: default, keras"),
+        (["--activation", "gelu"], "choose from 'relu'"),
     ],
 )
 def test_bad_input_one_line_exit_2_no_output(refused, argv, needle):
@@ -100,7 +104,7 @@ def _numbers(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in drop}
 
 
-def test_results_files_and_determinism(tmp_path):
+def test_results_files_and_determinism(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     assert train.main([*TINY, "--out", str(a)]) == 0
     assert train.main([*TINY, "--out", str(b)]) == 0
@@ -128,10 +132,24 @@ def test_results_files_and_determinism(tmp_path):
     assert len(rows) == 4 * 2  # chunks x seeds
     assert {r["seed"] for r in rows} == {"0", "1"}
     assert int(rows[-1]["env_steps"]) == sa["total_steps"]
-    # Same run again into the same folder needs --overwrite, then replaces it.
+    assert config["total_steps"] == config["requested_total_steps"] == 2048
+    assert "statistics_over" in sa and "greedy" in sa["statistics_over"]
+    assert sa["iqm_ci"] is None and "only 2 seed(s)" in sa["warning"]  # no [min, max] "CI"
+    # Same run again into the same folder needs --overwrite, then replaces it. A budget that
+    # is not a whole number of updates (64 env steps) is rounded down, said in one line, and
+    # both numbers are recorded.
     assert train.main([*TINY, "--out", str(a)]) == 2
-    assert train.main([*TINY, "--out", str(a), "--overwrite", "--seed", "1"]) == 0
+    capsys.readouterr()
+    argv = [*TINY, "--out", str(a), "--overwrite", "--seed", "1", "--total-steps", "2100"]
+    assert train.main(argv) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "train.py: note: --total-steps 2,100 is not a multiple of the 64 env steps of one "
+        "update; training 2,048 (32 updates)"
+    ]
     assert json.loads((a / "summary.json").read_text())["seed"] == 1
+    config = json.loads((a / "config.json").read_text())
+    assert (config["total_steps"], config["requested_total_steps"]) == (2048, 2100)
 
 
 def test_run_i_does_not_depend_on_batch_size(tmp_path):
@@ -246,3 +264,37 @@ def test_counts_refuse_what_is_not_a_whole_number(text):
 )  # fmt: skip
 def test_no_prefix_abbreviations_and_whole_counts(refused, argv, needle):
     refused(train.main, argv, needle)
+
+
+def test_help_lists_every_flag_with_meaning_range_default_and_presets(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--agent", "ppo", "--preset", "rejax", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    assert "--agent ppo hyperparameters (defaults of --preset rejax)" in text
+    assert "--gae-lambda FLOAT GAE λ" in text and "in [0, 1] (default: 0.95)" in text
+    assert "--lr FLOAT learning rate" in text and "(default: 0.00075)" in text  # the preset's
+    assert "--activation {relu,tanh,silu,elu}" in text
+    assert "--clip-value-loss, --no-clip-value-loss" in text
+    assert "presets of --agent ppo" in text and "cleanrl total_steps=500000" in text
+    assert "--num-seeds NUM_SEEDS runs trained at once (default: 64)" in text
+    assert "--seed SEED root seed; run i uses fold_in(key(seed), i) (default: 0)" in text
+    assert "--total-steps 5e5" in text  # the description's example keeps its layout
+    from rljax.agents import AGENTS
+
+    for agent in AGENTS:
+        with pytest.raises(SystemExit):
+            train.main(["--agent", agent, "--help"])
+        text = capsys.readouterr().out
+        assert f"--agent {agent} hyperparameters" in text and "(default: None)" not in text
+
+
+def test_every_config_field_has_a_meaning_and_a_check():
+    import dataclasses
+
+    from rljax.agents import AGENTS, fields
+
+    for agent in AGENTS.values():
+        for f in dataclasses.fields(agent.config):
+            assert fields.meaning(f), (agent.name, f.name)
+            assert f.metadata["check"] is not None, (agent.name, f.name)

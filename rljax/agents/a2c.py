@@ -34,24 +34,34 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 class A2CConfig(base.DiscreteStepsConfig):
     """A2C hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
 
-    mode: str = S("gae", base.one_of("gae", "monte_carlo"))
-    total_steps: int = S(500_000, POS)  # env steps per seed
+    mode: str = S(
+        "gae",
+        base.one_of("gae", "monte_carlo"),
+        help="gae: n-step GAE; monte_carlo: one episode per env, standardised returns (Keras)",
+    )
+    total_steps: int = S(500_000, POS)
     num_envs: int = S(8, POS)
-    num_steps: int = S(8, POS)  # rollout length (gae mode)
+    num_steps: int = S(8, POS, help="rollout length per env per update (gae mode)")
     hidden_size: int = S(64, POS)
     num_layers: int = S(2, POS)
     activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
-    shared_trunk: bool = S(False)
-    value_loss: str = S("l2", base.one_of("l2", "huber"))
-    reduction: str = S("mean", base.one_of("mean", "sum"))
-    normalize_advantages: bool = S(True)
-    anneal_lr: bool = S(True)  # linear decay to 0
+    shared_trunk: bool = S(False, base.BOOLEAN, help="actor and critic heads on one shared trunk")
+    value_loss: str = S(
+        "l2", base.one_of("l2", "huber"), help="critic loss: squared error (l2) or Huber"
+    )
+    reduction: str = S(
+        "mean",
+        base.one_of("mean", "sum"),
+        help="losses averaged (mean) or summed (sum) over the batch",
+    )
+    normalize_advantages: bool = S(True, base.BOOLEAN)
+    anneal_lr: bool = S(True, base.BOOLEAN)
     lr: float = L(1e-3, base.POSITIVE_FLOAT)
     gamma: float = L(0.99, base.PROBABILITY)
     gae_lambda: float = L(0.95, base.PROBABILITY)
     vf_coef: float = L(0.5, base.NON_NEGATIVE)
     ent_coef: float = L(0.0, base.NON_NEGATIVE)
-    max_grad_norm: float = L(0.5, base.FINITE)  # <= 0 turns clipping off
+    max_grad_norm: float = L(0.5, base.FINITE)
     adam_eps: float = L(1e-5, base.POSITIVE_FLOAT)
 
     agent_name = "a2c"  # not a field: the --agent name used in messages

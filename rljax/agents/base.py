@@ -16,6 +16,7 @@ import optax
 
 from rljax import envs, networks
 from rljax.agents.fields import (
+    BOOLEAN,
     FINITE,
     NON_NEGATIVE,
     POSITIVE,
@@ -338,6 +339,7 @@ __all__ = [
     "check_float",
     "check_choice",
     "Check",
+    "BOOLEAN",
     "POSITIVE",
     "PROBABILITY",
     "NON_NEGATIVE",

@@ -51,16 +51,24 @@ class DDPGConfig(off_policy.ReplayConfig):
     """DDPG hyperparameters: the replay fields, then DDPG's own. Loop and shape fields are
     static; floats are leaves (sweepable)."""
 
-    exploration: str = S("gaussian", base.one_of("gaussian", "epsilon_decay"))
-    policy_delay: int = S(1, POS)  # TD3: 2
-    lr: float = L(1e-3, base.POSITIVE_FLOAT)  # actor
+    exploration: str = S(
+        "gaussian",
+        base.one_of("gaussian", "epsilon_decay"),
+        help="action noise: gaussian (fixed σ) or epsilon_decay (σ decays linearly)",
+    )
+    policy_delay: int = S(1, POS)
+    lr: float = L(1e-3, base.POSITIVE_FLOAT, help="actor learning rate")
     critic_lr: float = L(1e-3, base.POSITIVE_FLOAT)
     gamma: float = L(0.99, base.PROBABILITY)
-    tau: float = L(0.005, base.interval(0.0, 1.0, low_open=True))  # soft target update rate
-    exploration_noise: float = L(0.1, base.NON_NEGATIVE)  # σ, in action half-ranges
-    final_exploration_noise: float = L(0.0, base.NON_NEGATIVE)  # "epsilon_decay" only
-    target_noise: float = L(0.0, base.NON_NEGATIVE)  # TD3 smoothing σ (half-ranges)
-    target_noise_clip: float = L(0.5, base.NON_NEGATIVE)  # ... clipped to ±c (half-ranges)
+    tau: float = L(0.005, base.interval(0.0, 1.0, low_open=True))
+    exploration_noise: float = L(
+        0.1, base.NON_NEGATIVE, help="exploration σ, in action half-ranges"
+    )
+    final_exploration_noise: float = L(
+        0.0, base.NON_NEGATIVE, help="σ at the end of training (epsilon_decay only)"
+    )
+    target_noise: float = L(0.0, base.NON_NEGATIVE)
+    target_noise_clip: float = L(0.5, base.NON_NEGATIVE)
 
     agent_name = "ddpg"  # not a field: the --agent name used in messages
 
@@ -107,7 +115,9 @@ def critic_target(r_t: Array, discount_t: Array, q_t: Array) -> Array:
     """y = r_t + discount_t·q_t with the gradient stopped; discount_t = γ·(1 − terminated_t).
 
     Args:
-      r_t: rewards [B]; discount_t: [B]; q_t: target-network values of the next state [B].
+      r_t: rewards, [B].
+      discount_t: γ·(1 − terminated), [B].
+      q_t: target-network values of the next state, [B].
     """
     chex.assert_rank([r_t, discount_t, q_t], 1)
     chex.assert_equal_shape([r_t, discount_t, q_t])

@@ -59,33 +59,108 @@ def check_choice(name: str, value: Any, choices: tuple) -> None:
         )
 
 
-# Declarative config fields: each carries its check in its metadata; check_fields runs them.
-Check = Callable[[str, Any], None]
-POSITIVE: Check = check_positive_int
-PROBABILITY: Check = lambda name, v: check_float(name, v, 0.0, 1.0)  # noqa: E731
-NON_NEGATIVE: Check = lambda name, v: check_float(name, v, 0.0)  # noqa: E731
-POSITIVE_FLOAT: Check = lambda name, v: check_float(name, v, 0.0, low_open=True)  # noqa: E731
-FINITE: Check = lambda name, v: check_float(name, v)  # noqa: E731
+# Declarative config fields: each carries its check (which can describe itself, for --help)
+# and a one-line meaning in its metadata; check_fields runs the checks.
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A field's check: ``check(name, value)`` raises :class:`ConfigError` naming the flag.
+
+    Attributes:
+      fn: the check itself.
+      text: the valid values in words (``"in [0, 1]"``), shown by ``--help``.
+      choices: the valid values, where they are a short list.
+    """
+
+    fn: Callable[[str, Any], None]
+    text: str
+    choices: tuple | None = None
+
+    def __call__(self, name: str, value: Any) -> None:
+        self.fn(name, value)
+
+
+def _interval_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    if math.isinf(high):
+        return f"{'>' if low_open else '>='} {low:g}" if math.isfinite(low) else "finite"
+    lo = ("(" if low_open else "[") + (f"{low:g}" if math.isfinite(low) else "-inf")
+    return f"in {lo}, {high:g}{')' if high_open else ']'}"
 
 
 def interval(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
     """A check: finite and in the interval (open ends where asked)."""
-    return lambda name, v: check_float(name, v, low, high, low_open=low_open, high_open=high_open)
+    return Check(
+        lambda name, v: check_float(name, v, low, high, low_open=low_open, high_open=high_open),
+        _interval_text(low, high, low_open, high_open),
+    )
 
 
 def one_of(*choices: Any) -> Check:
     """A check: one of ``choices``."""
-    return lambda name, v: check_choice(name, v, choices)
+    return Check(
+        lambda name, v: check_choice(name, v, choices), ", ".join(map(str, choices)), choices
+    )
 
 
-def static(default: Any, check: Check | None = None) -> Any:
+POSITIVE = Check(check_positive_int, "an integer >= 1")
+PROBABILITY = interval(0.0, 1.0)
+NON_NEGATIVE = interval(0.0, math.inf)
+POSITIVE_FLOAT = interval(0.0, math.inf, low_open=True)
+FINITE = interval(-math.inf, math.inf)
+BOOLEAN = one_of(True, False)
+
+# What the fields that several agents share mean (a field's own ``help`` takes precedence).
+MEANINGS = {
+    "normalize_obs": "normalise observations by their running mean and variance (per seed)",
+    "scale_rewards": "learning sees rewards divided by the std of the discounted return",
+    "total_steps": "env steps per seed (rounded down to whole updates)",
+    "num_envs": "parallel environments per seed",
+    "num_steps": "env steps per environment per update",
+    "hidden_size": "units per hidden layer",
+    "num_layers": "hidden layers",
+    "activation": "hidden-layer activation",
+    "normalize_advantages": "standardise advantages over the batch",
+    "anneal_lr": "decay the learning rate linearly to 0 over training",
+    "lr": "learning rate (the actor's, where the critic has its own)",
+    "critic_lr": "critic learning rate",
+    "gamma": "discount factor γ",
+    "gae_lambda": "GAE λ (1: Monte-Carlo advantages, 0: one-step TD)",
+    "vf_coef": "weight of the value loss",
+    "ent_coef": "weight of the entropy bonus",
+    "max_grad_norm": "clip gradients to this global norm (<= 0: no clipping)",
+    "adam_eps": "Adam's ε",
+    "buffer_size": "replay buffer capacity (transitions per seed)",
+    "batch_size": "replay minibatch size",
+    "learning_starts": "env steps of uniformly random actions before learning starts",
+    "num_critics": "critics in the ensemble (the target takes their minimum)",
+    "tau": "soft target-network update rate τ",
+    "policy_delay": "critic updates per actor and target update (TD3: 2)",
+    "target_noise": "target policy smoothing σ, in action half-ranges (TD3)",
+    "target_noise_clip": "target smoothing noise clipped to ±this, in half-ranges (TD3)",
+}
+
+
+def meaning(f: dataclasses.Field) -> str:
+    """The one-line meaning of a config field (its own ``help``, else the shared one)."""
+    return f.metadata.get("help") or MEANINGS.get(f.name, "")
+
+
+def describe(f: dataclasses.Field, default: Any) -> str:
+    """``--help`` text of a config field: meaning, valid values and default."""
+    check = f.metadata.get("check")
+    valid = "" if check is None or check.choices is not None else f"; {check.text}"
+    return f"{meaning(f)}{valid} (default: {default})"
+
+
+def static(default: Any, check: Check | None = None, help: str = "") -> Any:
     """A loop or shape field of a frozen config (static under jit: changing it recompiles)."""
-    return struct.field(pytree_node=False, default=default, metadata={"check": check})
+    return struct.field(pytree_node=False, default=default, metadata={"check": check, "help": help})
 
 
-def leaf(default: float, check: Check | None = None) -> Any:
+def leaf(default: float, check: Check | None = None, help: str = "") -> Any:
     """A float hyperparameter (a pytree leaf: a sweep vmaps over it in one compile)."""
-    return struct.field(pytree_node=True, default=default, metadata={"check": check})
+    return struct.field(pytree_node=True, default=default, metadata={"check": check, "help": help})
 
 
 def check_fields(config: Any) -> None:
@@ -126,8 +201,8 @@ class Normalization:
     """The fields every agent config starts with: observation normalisation and reward
     scaling (static booleans; :mod:`rljax.agents.normalize` implements them)."""
 
-    normalize_obs: bool = static(False, one_of(True, False))  # running mean/var of inputs
-    scale_rewards: bool = static(False, one_of(True, False))  # learning sees r / std(return)
+    normalize_obs: bool = static(False, BOOLEAN)
+    scale_rewards: bool = static(False, BOOLEAN)
 
 
 class DiscreteStepsConfig(Normalization):

@@ -28,15 +28,15 @@ S, POS = base.static, base.POSITIVE
 class ReplayConfig(base.Normalization):
     """Fields every replay-based agent has (static: they set shapes and loop lengths)."""
 
-    total_steps: int = S(20_000, POS)  # env steps per seed
+    total_steps: int = S(20_000, POS)
     num_envs: int = S(1, POS)
-    buffer_size: int = S(20_000, POS)  # replay capacity
+    buffer_size: int = S(20_000, POS)
     batch_size: int = S(128, POS)
-    learning_starts: int = S(1_000, POS)  # uniformly random steps before learning
+    learning_starts: int = S(1_000, POS)
     hidden_size: int = S(64, POS)
     num_layers: int = S(2, POS)
     activation: str = S("relu", base.one_of(*networks.ACTIVATIONS))
-    num_critics: int = S(1, POS)  # an ensemble with the minimum target
+    num_critics: int = S(1, POS)
 
     def validate_replay(self, spec: envs.EnvSpec) -> None:
         """Every field's declared check, then the checks between replay fields."""

@@ -43,27 +43,39 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 class PPOConfig(base.Normalization):
     """PPO hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
 
-    total_steps: int = S(500_000, POS)  # env steps per seed
+    total_steps: int = S(500_000, POS)
     num_envs: int = S(4, POS)
-    num_steps: int = S(128, POS)  # rollout length
-    num_epochs: int = S(4, POS)
-    num_minibatches: int = S(4, POS)  # must divide the batch
+    num_steps: int = S(128, POS, help="rollout length per env per update")
+    num_epochs: int = S(4, POS, help="passes over each batch")
+    num_minibatches: int = S(
+        4, POS, help="minibatches per epoch (must divide num_envs x num_steps)"
+    )
     hidden_size: int = S(64, POS)
     num_layers: int = S(2, POS)
     activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
-    anneal_lr: bool = S(True)  # linear decay to 0
-    normalize_advantages: bool = S(True)  # per minibatch
-    clip_value_loss: bool = S(True)
+    anneal_lr: bool = S(True, base.BOOLEAN)
+    normalize_advantages: bool = S(True, base.BOOLEAN, help="standardise advantages per minibatch")
+    clip_value_loss: bool = S(
+        True, base.BOOLEAN, help="clip the value update like the policy ratio"
+    )
     lr: float = L(2.5e-4, base.POSITIVE_FLOAT)
     gamma: float = L(0.99, base.PROBABILITY)
     gae_lambda: float = L(0.95, base.PROBABILITY)
-    clip_eps: float = L(0.2, base.POSITIVE_FLOAT)  # ε of the ratio (and the value's clip)
+    clip_eps: float = L(
+        0.2, base.POSITIVE_FLOAT, help="clipping ε of the probability ratio (and of the value)"
+    )
     ent_coef: float = L(0.01, base.NON_NEGATIVE)
     vf_coef: float = L(0.5, base.NON_NEGATIVE)
-    max_grad_norm: float = L(0.5, base.FINITE)  # <= 0 turns clipping off
+    max_grad_norm: float = L(0.5, base.FINITE)
     adam_eps: float = L(1e-5, base.POSITIVE_FLOAT)
-    init_log_std: float = L(0.0, base.interval(-20.0, 2.0))  # continuous: initial log σ
-    reward_scale: float = L(1.0, base.POSITIVE_FLOAT)  # learning sees c·r (logs see r)
+    init_log_std: float = L(
+        0.0,
+        base.interval(-20.0, 2.0),
+        help="continuous actions: initial log σ of the Gaussian policy",
+    )
+    reward_scale: float = L(
+        1.0, base.POSITIVE_FLOAT, help="learning sees reward_scale x r (the logs see r)"
+    )
 
     def validate(self, spec: envs.EnvSpec) -> None:
         """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""

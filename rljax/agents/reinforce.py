@@ -44,19 +44,19 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 class ReinforceConfig(base.DiscreteStepsConfig):
     """REINFORCE hyperparameters. Loop and shape fields are static; floats are leaves."""
 
-    total_steps: int = S(1_000_000, POS)  # env steps per seed
+    total_steps: int = S(1_000_000, POS)
     num_envs: int = S(8, POS)
-    num_steps: int = S(250, POS)  # batch = num_envs·num_steps
+    num_steps: int = S(250, POS, help="env steps per env per update (batch = num_envs x num_steps)")
     hidden_size: int = S(64, POS)
     num_layers: int = S(1, POS)
     activation: str = S("relu", base.one_of(*networks.ACTIVATIONS))
-    baseline: bool = S(True)  # False: vanilla REINFORCE
-    normalize_advantages: bool = S(True)
-    anneal_lr: bool = S(True)  # linear decay to 0
-    lr: float = L(1e-2, base.POSITIVE_FLOAT)  # policy learning rate
-    baseline_lr: float = L(3e-2, base.POSITIVE_FLOAT)
+    baseline: bool = S(True, base.BOOLEAN, help="learn a value baseline (off: vanilla REINFORCE)")
+    normalize_advantages: bool = S(True, base.BOOLEAN)
+    anneal_lr: bool = S(True, base.BOOLEAN)
+    lr: float = L(1e-2, base.POSITIVE_FLOAT, help="policy learning rate")
+    baseline_lr: float = L(3e-2, base.POSITIVE_FLOAT, help="baseline (value net) learning rate")
     gamma: float = L(0.99, base.PROBABILITY)
-    max_grad_norm: float = L(0.0, base.FINITE)  # <= 0 turns clipping off
+    max_grad_norm: float = L(0.0, base.FINITE)
     adam_eps: float = L(1e-8, base.POSITIVE_FLOAT)
 
     agent_name = "reinforce"  # not a field: the --agent name used in messages

@@ -48,16 +48,22 @@ class SACConfig(off_policy.ReplayConfig):
 
     batch_size: int = S(256, POS)
     num_critics: int = S(2, POS)
-    num_steps: int = S(1, POS)  # env steps per env per update
-    gradient_steps: int = S(1, POS)  # gradient steps per update (the update-to-data ratio)
-    autotune: bool = S(True, base.one_of(True, False))  # learn α (else α stays `alpha`)
-    lr: float = L(3e-3, base.POSITIVE_FLOAT)  # actor
+    num_steps: int = S(1, POS, help="env steps per env per update")
+    gradient_steps: int = S(1, POS, help="gradient steps per update (the update-to-data ratio)")
+    autotune: bool = S(True, base.BOOLEAN, help="learn the temperature α (off: α stays --alpha)")
+    lr: float = L(3e-3, base.POSITIVE_FLOAT, help="actor learning rate")
     critic_lr: float = L(3e-3, base.POSITIVE_FLOAT)
-    alpha_lr: float = L(3e-3, base.POSITIVE_FLOAT)
+    alpha_lr: float = L(3e-3, base.POSITIVE_FLOAT, help="temperature learning rate")
     gamma: float = L(0.99, base.PROBABILITY)
-    tau: float = L(0.02, base.interval(0.0, 1.0, low_open=True))  # soft target update rate
-    alpha: float = L(1.0, base.POSITIVE_FLOAT)  # initial α (autotune) or the fixed α
-    target_entropy_ratio: float = L(1.0, base.NON_NEGATIVE)  # H̄ = −r·|A|, or r·log|A|
+    tau: float = L(0.02, base.interval(0.0, 1.0, low_open=True))
+    alpha: float = L(
+        1.0, base.POSITIVE_FLOAT, help="initial temperature α (autotune) or the fixed α"
+    )
+    target_entropy_ratio: float = L(
+        1.0,
+        base.NON_NEGATIVE,
+        help="target entropy H̄ = −ratio·|A| (Box) or ratio·log|A| (Discrete)",
+    )
 
     agent_name = "sac"  # not a field: the --agent name used in messages
 

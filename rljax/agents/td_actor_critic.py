@@ -43,20 +43,24 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 class TDActorCriticConfig(base.DiscreteStepsConfig):
     """One-step actor-critic hyperparameters. Loop and shape fields static; floats leaves."""
 
-    total_steps: int = S(500_000, POS)  # env steps per seed
+    total_steps: int = S(500_000, POS)
     num_envs: int = S(16, POS)
-    num_steps: int = S(1, POS)  # env steps per env per update
+    num_steps: int = S(1, POS)
     hidden_size: int = S(64, POS)
     num_layers: int = S(2, POS)
     activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
-    anneal_lr: bool = S(True)  # linear decay to 0
-    lr: float = L(3e-4, base.POSITIVE_FLOAT)  # actor learning rate
+    anneal_lr: bool = S(True, base.BOOLEAN)
+    lr: float = L(3e-4, base.POSITIVE_FLOAT, help="actor learning rate")
     critic_lr: float = L(1e-3, base.POSITIVE_FLOAT)
     gamma: float = L(0.99, base.PROBABILITY)
     ent_coef: float = L(0.0, base.NON_NEGATIVE)
-    max_grad_norm: float = L(1.0, base.FINITE)  # <= 0 turns clipping off
+    max_grad_norm: float = L(1.0, base.FINITE)
     adam_eps: float = L(1e-8, base.POSITIVE_FLOAT)
-    ema_alpha: float = L(0.05, base.PROBABILITY)  # smoothing of the ema_return metric
+    ema_alpha: float = L(
+        0.05,
+        base.PROBABILITY,
+        help="smoothing of the logged ema_return metric (the tutorial's running reward)",
+    )
 
     agent_name = "td_actor_critic"  # not a field: the --agent name used in messages
 

@@ -163,14 +163,23 @@ class Progress:
             print(file=sys.stderr)
 
 
+# What summary.json's aggregate statistics are computed over.
+STATISTICS_OVER = (
+    "iqm, mean and median (with 95% percentile-bootstrap CIs) are across seeds of "
+    "eval_returns: each seed's mean return over its greedy evaluation episodes "
+    "(eval_returns_sampled: the same with sampled actions; not aggregated)"
+)
+
+
 def evaluation_summary(greedy: np.ndarray, sampled: np.ndarray, threshold, solved_at) -> dict:
     """The summary's evaluation fields from greedy and sampled returns [S, E]."""
     from rljax import stats
 
     greedy_mean = greedy.mean(1)
     solved = None if threshold is None else greedy_mean >= threshold
-    agg = stats.aggregate(greedy_mean, reps=2000, seed=0)
+    agg = stats.across_seeds(greedy_mean, reps=2000, seed=0)
     return {
+        "statistics_over": STATISTICS_OVER,
         "eval_returns": [round(float(x), 4) for x in greedy_mean],
         "eval_returns_sampled": [round(float(x), 4) for x in sampled.mean(1)],
         "solved_threshold": threshold,
@@ -179,6 +188,7 @@ def evaluation_summary(greedy: np.ndarray, sampled: np.ndarray, threshold, solve
         "solved_fraction": None if solved is None else float(np.mean(solved)),
         "episodes_to_solve": [int(x) if x >= 0 else None for x in np.asarray(solved_at)],
         **{k: agg[k] for k in ("iqm", "iqm_ci", "mean", "mean_ci", "median", "median_ci")},
+        **({"warning": agg["warning"]} if "warning" in agg else {}),
     }
 
 
