@@ -7,7 +7,9 @@ import dataclasses
 import difflib
 import math
 import re
+import sys
 import textwrap
+import warnings
 from typing import Any, NoReturn
 
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
@@ -161,3 +163,15 @@ def budget_notice(total_steps: int, steps_per_update: int) -> str | None:
         f"note: --total-steps {total_steps:,} is not a multiple of the {steps_per_update:,} env "
         f"steps of one update; training {run:,} ({run // steps_per_update:,} updates)"
     )
+
+
+def build_config(prog: str, quiet: bool, build: Any, *args: Any) -> Any:
+    """``build(*args)`` (an agent config builder), printing each warning it raises as one
+    ``PROG: warning: ...`` line on stderr (unless ``quiet``)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = build(*args)
+    for w in caught:
+        if not quiet:
+            print(f"{prog}: warning: {w.message}", file=sys.stderr)
+    return config

@@ -259,11 +259,15 @@ def main(argv: list[str] | None = None) -> int:
         base = {} if args.total_steps is None else {"total_steps": args.total_steps}
         plans = []
         for loop in loops:
-            base_cfg = experiment.build_config(agent, args.preset, {**base, **loop}, spec)
+            overrides = {**base, **loop}
+            build = experiment.build_config
+            base_cfg = cli.build_config(
+                PROG, args.quiet, build, agent, args.preset, overrides, spec
+            )
             configs = []
             for setting in grid:
                 cfg = base_cfg.replace(**setting)
-                cfg.validate(spec)
+                cli.build_config(PROG, args.quiet, cfg.validate, spec)
                 configs.append(cfg)
             plans.append((loop, base_cfg, configs))
         notices = {cli.budget_notice(c.total_steps, c.steps_per_update(spec)) for _, c, _ in plans}

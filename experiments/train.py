@@ -384,7 +384,9 @@ def checked_run(argv: list[str], multi: bool) -> Run:
     bridged = check_env(args, multi)
     agent = AGENTS[args.agent]
     spec = experiment.env_spec(args.env)
-    config = experiment.build_config(agent, args.preset, overrides, spec)
+    config = cli.build_config(
+        PROG, args.quiet, experiment.build_config, agent, args.preset, overrides, spec
+    )
     out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
     primary = parallel.is_primary()  # only process 0 writes --out
     if args.resume is None and primary:

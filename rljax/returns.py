@@ -201,10 +201,17 @@ def td_errors(
     return target - v_tm1
 
 
+# standardize: a spread below this fraction of the largest magnitude counts as constant.
+CONSTANT_RTOL = 1e-5
+
+
 def standardize(x: Array, mask: Array | None = None, eps: float = 1e-8) -> Array:
     """(x − mean) / (std + eps) over the entries where ``mask`` is true (all if None).
 
     Masked-out entries are returned as 0. Works on any shape; statistics are over all entries.
+    A (near-)constant input, whose standard deviation is at most ``CONSTANT_RTOL`` times its
+    largest magnitude (below that the spread is float rounding, not signal), standardises to
+    zeros rather than to amplified rounding noise.
 
     Args:
       x: values, any shape.
@@ -226,4 +233,6 @@ def standardize(x: Array, mask: Array | None = None, eps: float = 1e-8) -> Array
     n = jnp.maximum(m.sum(), 1).astype(x.dtype)
     mean = x.sum() / n
     var = jnp.where(m, jnp.square(x - mean), 0.0).sum() / n
-    return jnp.where(m, (x - mean) / (jnp.sqrt(var) + eps), 0.0)
+    std = jnp.sqrt(var)
+    signal = std > CONSTANT_RTOL * jnp.abs(x).max()
+    return jnp.where(m & signal, (x - mean) / (std + eps), 0.0)

@@ -166,6 +166,8 @@ def test_num_minibatches_must_divide_the_batch(cartpole):
     spec = envs.spec(*cartpole)
     with pytest.raises(ConfigError, match="--num-minibatches"):
         _tiny(num_envs=4, num_steps=10, num_minibatches=3).validate(spec)
+    with pytest.raises(ConfigError, match="one sample per minibatch"):
+        _tiny(num_envs=2, num_steps=2, num_minibatches=4).validate(spec)
     with pytest.raises(ConfigError, match="--clip-eps"):
         _tiny(clip_eps=0.0).validate(spec)
     with pytest.raises(ConfigError, match="--gae-lambda"):

@@ -252,6 +252,23 @@ class ReturnsTest(chex.TestCase):
         out = self.variant(returns.standardize)(x, mask)
         np.testing.assert_allclose(out, expected, rtol=RTOL, atol=ATOL)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_standardize_constant_input_gives_zeros_not_rounding_noise(self):
+        fn = self.variant(returns.standardize)
+        rng = np.random.default_rng(0)
+        for x in (
+            np.full(7, 500.0, np.float32),  # the mean's rounding error is not signal
+            (500.0 + 1e-4 * rng.standard_normal(64)).astype(np.float32),
+            np.full((5, 3), -0.1, np.float32),
+            np.zeros(4, np.float32),
+        ):
+            np.testing.assert_array_equal(fn(x), np.zeros_like(x))
+        mask = np.array([True, True, False])
+        np.testing.assert_array_equal(fn(np.array([3.0, 3.0, 9.0], np.float32), mask), 0.0)
+        # A real spread, however small in absolute terms, is still standardised.
+        x = np.array([1e-6, 2e-6, 3e-6], np.float32)
+        np.testing.assert_allclose(fn(x), np_standardize(x), rtol=1e-3, atol=1e-3)
+
     # ---------------------------------------------------------------- numpy references
 
     @chex.variants(with_jit=True, without_jit=True)

@@ -298,3 +298,25 @@ def test_every_config_field_has_a_meaning_and_a_check():
         for f in dataclasses.fields(agent.config):
             assert fields.meaning(f), (agent.name, f.name)
             assert f.metadata["check"] is not None, (agent.name, f.name)
+
+
+def test_gamma_one_with_bootstrapping_at_a_time_limit_warns(tmp_path, capsys):
+    import warnings
+
+    from rljax.agents import AGENTS, DiscountWarning, presets
+    from rljax.run import experiment
+
+    spec = experiment.env_spec("CartPole-v1")
+    with pytest.warns(DiscountWarning, match="no finite value fixed point"):
+        AGENTS["a2c"].config(gamma=1.0).validate(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # vanilla REINFORCE does not bootstrap; γ < 1 is fine
+        AGENTS["reinforce"].config(gamma=1.0, baseline=False).validate(spec)
+        AGENTS["a2c"].config(gamma=0.999).validate(spec)
+    assert presets.TD_ACTOR_CRITIC["seed"]["gamma"] == 1.0  # the seed's setting: warned
+    (tmp_path / "r").write_text("not a folder")  # refused after the config is built
+    argv = ["--agent", "td_actor_critic", "--preset", "seed", "--out", str(tmp_path / "r")]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("train.py: warning: --gamma 1 with bootstrapping at CartPole-v1")
+    assert err[1].startswith("train.py: error: --out")

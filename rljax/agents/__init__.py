@@ -4,7 +4,7 @@
 """
 
 from rljax.agents import a2c, ddpg, ppo, reinforce, sac, td3, td_actor_critic
-from rljax.agents.base import Agent, ConfigError
+from rljax.agents.base import Agent, ConfigError, DiscountWarning
 
 AGENTS: dict[str, Agent] = {
     m.AGENT.name: m.AGENT for m in (a2c, reinforce, td_actor_critic, ddpg, td3, ppo, sac)
@@ -14,6 +14,7 @@ __all__ = [
     "AGENTS",
     "Agent",
     "ConfigError",
+    "DiscountWarning",
     "a2c",
     "ddpg",
     "ppo",

@@ -24,6 +24,7 @@ from rljax.agents.fields import (
     PROBABILITY,
     Check,
     ConfigError,
+    DiscountWarning,
     DiscreteStepsConfig,
     Normalization,
     check_choice,
@@ -355,4 +356,5 @@ __all__ = [
     "require_continuous",
     "Normalization",
     "DiscreteStepsConfig",
+    "DiscountWarning",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -163,12 +164,37 @@ def leaf(default: float, check: Check | None = None, help: str = "") -> Any:
     return struct.field(pytree_node=True, default=default, metadata={"check": check, "help": help})
 
 
-def check_fields(config: Any) -> None:
-    """Run every field's declared check, in field order (the first bad field raises)."""
+def check_fields(config: Any, spec: envs.EnvSpec | None = None) -> None:
+    """Run every field's declared check, in field order (the first bad field raises); with
+    the env's ``spec``, also :func:`check_discount`."""
     for f in dataclasses.fields(config):
         check = f.metadata.get("check")
         if check is not None:
             check(f.name, getattr(config, f.name))
+    if spec is not None:
+        check_discount(config, spec)
+
+
+class DiscountWarning(UserWarning):
+    """γ = 1 with bootstrapping at a time limit: the values have no finite fixed point."""
+
+
+def check_discount(config: Any, spec: envs.EnvSpec) -> None:
+    """Warn (:class:`DiscountWarning`) when γ = 1 meets bootstrapping at the env's time limit.
+
+    Every agent here bootstraps from V(s_T) when an episode is cut by the time limit (vanilla
+    REINFORCE, without a baseline, does not). With γ = 1 the value of an episode that never
+    ends is unbounded, so the bootstrapped targets grow without limit. Envs without a time
+    limit (``spec.max_steps`` 0) are not concerned.
+    """
+    bootstraps = getattr(config, "baseline", True)
+    if spec.max_steps and bootstraps and float(getattr(config, "gamma", 0.0)) == 1.0:
+        warnings.warn(
+            f"--gamma 1 with bootstrapping at {spec.name}'s time limit ({spec.max_steps} steps) "
+            "has no finite value fixed point (values grow without bound); use --gamma < 1",
+            DiscountWarning,
+            stacklevel=2,
+        )
 
 
 def num_updates(total_steps: int, steps_per_update: int) -> int:
@@ -218,7 +244,7 @@ class DiscreteStepsConfig(Normalization):
     def validate(self, spec: envs.EnvSpec) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
         require_discrete(spec, self.agent_name)
-        check_fields(self)
+        check_fields(self, spec)
         num_updates(self.total_steps, self.steps_per_update(spec))
 
     def steps_per_update(self, spec: envs.EnvSpec) -> int:

@@ -40,7 +40,7 @@ class ReplayConfig(base.Normalization):
 
     def validate_replay(self, spec: envs.EnvSpec) -> None:
         """Every field's declared check, then the checks between replay fields."""
-        base.check_fields(self)
+        base.check_fields(self, spec)
         if self.batch_size > self.buffer_size:
             raise base.ConfigError(
                 f"--batch-size {self.batch_size} must be <= --buffer-size {self.buffer_size}"

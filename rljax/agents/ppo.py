@@ -79,12 +79,17 @@ class PPOConfig(base.Normalization):
 
     def validate(self, spec: envs.EnvSpec) -> None:
         """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
-        base.check_fields(self)
+        base.check_fields(self, spec)
         batch = self.num_envs * self.num_steps
         if batch % self.num_minibatches:
             raise base.ConfigError(
                 f"--num-minibatches {self.num_minibatches} must divide the batch "
                 f"--num-envs x --num-steps = {batch}"
+            )
+        if batch // self.num_minibatches < 2:
+            raise base.ConfigError(
+                f"--num-minibatches {self.num_minibatches} leaves one sample per minibatch "
+                f"(--num-envs x --num-steps = {batch}); use at most {batch // 2}"
             )
         base.num_updates(self.total_steps, self.steps_per_update(spec))
 
