@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MPLBACKEND ?= Agg
 export SDL_VIDEODRIVER ?= dummy
 
-.PHONY: setup train test test-slow test-all bench lint format clean
+.PHONY: setup train test test-slow test-all bench docs lint format clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py --agent ppo --seeds 1 16 64 256 1024 --steps 50000 \
 		--solve --solve-seeds 1 16 64 --out benchmarks/results.json
 
+# The API reference from the docstrings (mkdocs + mkdocstrings, the dev extra installs them):
+# site/index.html. --strict turns every warning (a bad docstring section, a broken link) into an
+# error. NO_MKDOCS_2_WARNING silences Material for MkDocs' banner about its own future.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -46,4 +52,4 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .ruff_cache
+	rm -rf $(VENV) results site .pytest_cache .ruff_cache

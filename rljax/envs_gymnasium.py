@@ -387,7 +387,9 @@ def evaluate(
       name: the Gymnasium id.
       seeds: S env seeds (separate from training's).
       num_episodes: episodes per seed, played at once in ``num_episodes`` envs.
-      greedy: the policy's mode (True) or samples (False, needs ``key`` [S]).
+      mode: the vector env's mode, as :func:`make_vector` takes it.
+      greedy: the policy's mode (True) or samples (False).
+      key: the seeds' keys, [S]; None: ``jax.random.key(i)`` for seed index i.
 
     Returns:
       episode returns, [S, num_episodes].

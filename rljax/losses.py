@@ -174,8 +174,12 @@ def clipped_value_loss(
     OpenAI baselines PPO2 code).
 
     Args:
-      v_tm1: predicted values, [T]; old_v_tm1: values at collection time (no gradient);
-      target_tm1: returns (no gradient); epsilon: clip range; mask, reduction: as above.
+      v_tm1: predicted values, [T] (any shape).
+      old_v_tm1: values at collection time (no gradient), same shape.
+      target_tm1: returns (no gradient), same shape.
+      epsilon: clip range ε.
+      mask: which entries count, same shape, or None.
+      reduction: "mean" over unmasked entries, "sum", or "none".
 
     Returns:
       the loss: a scalar, or ``v_tm1``'s shape for ``reduction="none"``.
@@ -208,7 +212,8 @@ def ppo_clip_loss(
       old_logp_t: log-probabilities at collection time (no gradient), [T].
       adv_t: advantages (no gradient), [T].
       epsilon: clip range ε.
-      mask, reduction: as above.
+      mask: which entries count, [T], or None.
+      reduction: "mean" over unmasked entries, "sum", or "none".
 
     Returns:
       the loss: a scalar, or ``logp_t``'s shape for ``reduction="none"``.
@@ -236,7 +241,8 @@ def dpg_loss(
     Args:
       a_t: actions from the actor, [B, A].
       dqda_t: ∂Q/∂a at those actions, [B, A] (no gradient).
-      mask: [B] or None; reduction: over the batch.
+      mask: which rows count, [B], or None.
+      reduction: over the batch: "mean" over unmasked rows, "sum", or "none".
 
     Returns:
       the loss: a scalar, or [B] for ``reduction="none"``.
@@ -276,7 +282,8 @@ def soft_q_target(
     target is gradient-stopped (no gradient into the target critics, the policy or α).
 
     Args:
-      r_t: rewards [B]; discount_t: γ·(1 − terminated) [B] (a truncation still bootstraps).
+      r_t: rewards, [B].
+      discount_t: γ·(1 − terminated), [B] (a truncation still bootstraps).
       q_next_t: target-critic values of (s', a') [K, B].
       logp_next_t: log π(a'|s') [B].
       alpha: the temperature α, a scalar.
@@ -298,8 +305,11 @@ def soft_q_target_discrete(
     y = r + discount·Σ_a' π(a'|s')·(min_k Q'_k(s', a') − α·log π(a'|s')).
 
     Args:
-      r_t, discount_t: [B]; q_next_t: target-critic values [K, B, A];
-      logits_next_t: the policy's logits at s' [B, A]; alpha: a scalar.
+      r_t: rewards, [B].
+      discount_t: γ·(1 − terminated), [B].
+      q_next_t: target-critic values, [K, B, A].
+      logits_next_t: the policy's logits at s', [B, A].
+      alpha: the temperature α, a scalar.
 
     Returns:
       y [B], gradient-stopped.
@@ -327,8 +337,14 @@ def sac_actor_loss(
     gradient with respect to the actor's parameters only). α carries no gradient.
 
     Args:
-      logp_t: log π(a|s) of the sampled actions [B]; q_t: critic values of (s, a) [K, B];
-      alpha: the temperature, a scalar; mask [B] or None; reduction: over the batch.
+      logp_t: log π(a|s) of the sampled actions, [B].
+      q_t: critic values of (s, a), [K, B].
+      alpha: the temperature, a scalar.
+      mask: which rows count, [B], or None.
+      reduction: over the batch: "mean" over unmasked rows, "sum", or "none".
+
+    Returns:
+      the loss: a scalar, or [B] for ``reduction="none"``.
     """
     fn = "sac_actor_loss"
     _checks.per_step(fn, mask, logp_t=logp_t)
@@ -349,8 +365,14 @@ def sac_actor_loss_discrete(
     L = Σ_a π(a|s)·(sg(α)·log π(a|s) − sg(min_k Q_k(s, a))).
 
     Args:
-      logits_t: the policy's logits [B, A]; q_t: critic values [K, B, A] (no gradient);
-      alpha: a scalar; mask [B] or None; reduction: over the batch.
+      logits_t: the policy's logits, [B, A].
+      q_t: critic values, [K, B, A] (no gradient).
+      alpha: the temperature, a scalar.
+      mask: which rows count, [B], or None.
+      reduction: over the batch: "mean" over unmasked rows, "sum", or "none".
+
+    Returns:
+      the loss: a scalar, or [B] for ``reduction="none"``.
     """
     fn = "sac_actor_loss_discrete"
     _checks.rank(fn, "logits_t", logits_t, 2, "[B, A]")
@@ -378,8 +400,14 @@ def temperature_loss(
     (minus the entropy) as ``logp_t``.
 
     Args:
-      log_alpha: log α, a scalar (the parameter); logp_t: [B] (no gradient);
-      target_entropy: H̄, a scalar; mask [B] or None; reduction: over the batch.
+      log_alpha: log α, a scalar (the parameter).
+      logp_t: log π(a|s) of the sampled actions, [B] (no gradient).
+      target_entropy: H̄, a scalar.
+      mask: which rows count, [B], or None.
+      reduction: over the batch: "mean" over unmasked rows, "sum", or "none".
+
+    Returns:
+      the loss: a scalar, or [B] for ``reduction="none"``.
     """
     fn = "temperature_loss"
     _checks.rank(fn, "log_alpha", log_alpha, 0, "a scalar")

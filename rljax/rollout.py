@@ -31,7 +31,8 @@ def rollout(
     Args:
       step_keys: [T] keys; step t splits its key into the action's and the envs' keys.
       policy: ``policy(key, obs) -> (action, log_prob)`` on a batch of N observations.
-      env, env_params: a gymnax environment and its parameters.
+      env: a gymnax environment.
+      env_params: its parameters.
       env_state: the N environments' state (from :func:`rljax.envs.reset`).
       obs: the current observations, [N, *obs_shape].
       env_action: maps the policy's action to the one the environments receive (e.g. clipping
