@@ -89,6 +89,12 @@ def _parser(agent_name: str, preset: str = "default") -> argparse.ArgumentParser
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument(
+        "--stop-when-solved",
+        action="store_true",
+        help="end training after the first chunk at which every seed's last 100 training "
+        "episodes average at least the env's solved threshold (summary.json records where)",
+    )
+    p.add_argument(
         "--num-chunks", type=cli.count, default=50, help="logging points (jitted chunks)"
     )
     p.add_argument(
@@ -175,7 +181,16 @@ def check_out(out: Path, overwrite: bool) -> None:
         )
 
 
-RUN_FLAGS = ("agent", "env", "num_seeds", "seed", "preset", "num_chunks", "eval_episodes")
+RUN_FLAGS = (
+    "agent",
+    "env",
+    "num_seeds",
+    "seed",
+    "preset",
+    "num_chunks",
+    "eval_episodes",
+    "stop_when_solved",
+)
 
 
 def _given(argv: list[str]) -> set[str]:
@@ -231,7 +246,7 @@ def resume_args(args: argparse.Namespace, argv: list[str]) -> tuple[argparse.Nam
             f"incompatible with {results.versions()['rljax']}"
         )
     for name in RUN_FLAGS:
-        setattr(args, name, saved[name])
+        setattr(args, name, saved.get(name, getattr(args, name)))
     args.out = d
     return args, {k: v for k, v in saved["config"].items() if k in fields}
 
@@ -384,6 +399,8 @@ def checked_run(argv: list[str], multi: bool) -> Run:
     bridged = check_env(args, multi)
     agent = AGENTS[args.agent]
     spec = experiment.env_spec(args.env)
+    if args.stop_when_solved and spec.solved_threshold is None:
+        raise UsageError(f"--stop-when-solved: {args.env} has no solved threshold")
     config = cli.build_config(
         PROG, args.quiet, experiment.build_config, agent, args.preset, overrides, spec
     )
@@ -464,6 +481,7 @@ def prepare_out(run: Run, multi: bool) -> dict[str, Any]:
         "preset": args.preset,
         "eval_episodes": args.eval_episodes,
         "num_chunks": args.num_chunks,
+        "stop_when_solved": args.stop_when_solved,
         "config": results.config_dict(run.config),
         "versions": results.versions(),
         **({"vector_mode": args.vector_mode} if run.bridged else {}),
@@ -507,6 +525,7 @@ def train(run: Run, multi: bool) -> int:
             running_thresholds=() if args.running_threshold is None else (args.running_threshold,),
             extra_summary={"preset": args.preset},
             trackers=tracking,
+            stop_when_solved=args.stop_when_solved,
         )
     except results.NonFiniteError as e:
         kept = "" if multi else f"; the last good checkpoint is in {out / 'checkpoints'}"
@@ -524,6 +543,8 @@ def train(run: Run, multi: bool) -> int:
     results.write_json(out / "summary.json", result.summary)
     s = result.summary
     solved = "" if s["solved_count"] is None else f", solved {s['solved_count']}/{s['num_seeds']}"
+    if s["stopped_when_solved"]:
+        solved += f" (every seed's training window solved: stopped at {s['total_steps']:,} steps)"
     print(
         f"{args.agent} on {args.env}: {s['num_seeds']} seeds x {s['total_steps']:,} steps in "
         f"{s['wall_time_s']:.1f}s (compile {s['compile_time_s']:.1f}s){solved}; "

@@ -320,3 +320,27 @@ def test_gamma_one_with_bootstrapping_at_a_time_limit_warns(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("train.py: warning: --gamma 1 with bootstrapping at CartPole-v1")
     assert err[1].startswith("train.py: error: --out")
+
+
+def test_stop_when_solved_ends_at_the_chunk_where_every_seed_is_solved(tmp_path, monkeypatch):
+    from rljax import envs
+
+    monkeypatch.setitem(envs.ENVS, "CartPole-v1", 15.0)  # a random policy's window passes it
+    out = tmp_path / "run"
+    argv = ["--num-seeds", "2", "--total-steps", "16384", "--num-chunks", "16", "--quiet"]
+    assert train.main([*argv, "--eval-episodes", "2", "--stop-when-solved", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["stopped_when_solved"] and s["budget_steps"] == 16384
+    assert s["total_steps"] < 16384 and s["total_steps"] % 1024 == 0  # whole chunks
+    # Each seed's steps to solve is the end of the chunk where its window first passed, and
+    # the run stopped at the chunk where the last seed did.
+    assert all(x is not None and x % 1024 == 0 for x in s["steps_to_solve"])
+    assert max(s["steps_to_solve"]) == s["total_steps"]
+    assert all(e >= 100 for e in s["episodes_to_solve"])  # a full window of 100 episodes
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert int(rows[-1]["env_steps"]) == s["total_steps"]
+    assert json.loads((out / "config.json").read_text())["stop_when_solved"] is True
+
+
+def test_stop_when_solved_needs_a_solved_threshold(refused):
+    refused(train.main, ["--agent", "ddpg", "--env", "Pendulum-v1", "--stop-when-solved"], "thresh")

@@ -17,10 +17,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rljax import envs, envs_gymnasium
 from rljax.agents import Agent, ConfigError
@@ -89,6 +90,9 @@ class RunOptions:
       extra_summary: more fields for ``summary.json``.
       on_chunk: ``on_chunk(i, state)`` after chunk ``i``.
       trackers: an :class:`rljax.io.trackers.Trackers` to log each chunk to.
+      stop_when_solved: end training after the first chunk at which every run's training
+        window (the mean of its last 100 episodes) has reached the env's solved threshold;
+        the budget's remaining updates are skipped (the summary records where it stopped).
     """
 
     num_chunks: int = 50
@@ -106,6 +110,7 @@ class RunOptions:
     extra_summary: dict[str, Any] | None = None
     on_chunk: Callable[[int, Any], None] | None = None
     trackers: Any = None
+    stop_when_solved: bool = False
 
 
 @dataclasses.dataclass
@@ -165,13 +170,13 @@ def train_and_evaluate(
         steps_per_update = config.steps_per_update(runs.spec)
         lengths = chunk_lengths(config.total_steps // steps_per_update, opts.num_chunks)
         meta = {"agent": agent.name, "env": env_name, "num_seeds": num_seeds, "seed": seed}
-        state, done, timing = _train(runs, config, lengths, out, opts, primary, meta)
+        state, done, timing, progress = _train(runs, config, lengths, out, opts, primary, meta)
         t = time.perf_counter()
         greedy, sampled = runs.evaluate(state, opts.eval_episodes)
         timing["eval_time_s"] = round(time.perf_counter() - t, 3)
     finally:
         runs.close()
-    updates = sum(lengths)
+    updates = progress.updates
     summary: dict[str, Any] = {
         "agent": agent.name,
         "env": env_name,
@@ -180,6 +185,9 @@ def train_and_evaluate(
         **runs.summary,
         "total_steps": int(updates * steps_per_update),
         "num_updates": updates,
+        "budget_steps": int(sum(lengths) * steps_per_update),
+        "stopped_when_solved": updates < sum(lengths),
+        "steps_to_solve": progress.steps_to_solve,
         "eval_episodes": opts.eval_episodes,
         **results.evaluation_summary(
             greedy, sampled, runs.spec.solved_threshold, runs.solved_at(state)
@@ -227,8 +235,18 @@ def _start(runs, config, out: Path, opts: RunOptions, meta: dict):
     return parallel.put(state, getattr(runs, "sharding", None)), int(saved["chunks"]), mngr, meta
 
 
+class TrainProgress(NamedTuple):
+    """How far :func:`_train` went: updates done (all of the budget unless stopped when
+    solved) and each run's env steps at the end of the chunk in which its training window
+    first reached the solved threshold (None: not solved, or solved before a resume)."""
+
+    updates: int
+    steps_to_solve: list[int | None] | None
+
+
 def _train(runs, config, lengths, out: Path, opts: RunOptions, primary: bool, meta: dict):
-    """Every chunk from the first not yet done: metrics rows, progress, checkpoints."""
+    """Every chunk from the first not yet done: metrics rows, progress, checkpoints; stops
+    early once every run is solved if ``opts.stop_when_solved``."""
     from rljax.io import checkpoint
 
     t = time.perf_counter()
@@ -244,6 +262,10 @@ def _train(runs, config, lengths, out: Path, opts: RunOptions, primary: bool, me
     table = results.MetricsTable(
         out / "metrics.csv" if primary else None, sum(lengths[:done]) if opts.resume else None
     )
+    threshold = runs.spec.solved_threshold
+    solved_before = runs.solved_at(state) >= 0 if threshold is not None else None
+    steps_to_solve = None if threshold is None else [None] * num_seeds
+    updates = sum(lengths)
     train_start = time.perf_counter()
     try:
         for i in range(done, len(lengths)):
@@ -252,12 +274,23 @@ def _train(runs, config, lengths, out: Path, opts: RunOptions, primary: bool, me
             results.check_finite(per_seed, update, finite)
             table.write(update, env_steps, per_seed)
             progress.update(update * steps_per_update, per_seed["episode_return"])
-            if mngr is not None and ((i + 1) % opts.checkpoint_every == 0 or i + 1 == len(lengths)):
+            stop = False
+            if threshold is not None:
+                solved = runs.solved_at(state) >= 0
+                for s in np.flatnonzero(solved & ~solved_before):
+                    if steps_to_solve[s] is None:
+                        steps_to_solve[s] = int(update * steps_per_update)
+                stop = opts.stop_when_solved and bool(solved.all())
+            last = i + 1 == len(lengths) or stop
+            if mngr is not None and ((i + 1) % opts.checkpoint_every == 0 or last):
                 checkpoint.save(mngr, i + 1, state, {**meta, "chunks": i + 1, "update": update})
             if opts.trackers is not None:
                 opts.trackers.log(update * steps_per_update, per_seed)
             if opts.on_chunk is not None:
                 opts.on_chunk(i, state)
+            if stop:
+                updates = update
+                break
         jax.block_until_ready(state)
     finally:
         table.close()
@@ -266,4 +299,4 @@ def _train(runs, config, lengths, out: Path, opts: RunOptions, primary: bool, me
             mngr.close()
     timing["train_time_s"] = round(time.perf_counter() - train_start, 3)
     progress.close()
-    return state, sum(lengths[:done]), timing
+    return state, sum(lengths[:done]), timing, TrainProgress(updates, steps_to_solve)
