@@ -76,7 +76,17 @@ def measure(
         "run_s": round(run_s, 3),
         "env_steps_per_s": round(total * num_seeds / run_s, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "device_peak_mib": device_peak_mib(),
     }
+
+
+def device_peak_mib() -> float | None:
+    """Peak memory in use on the first device (GPU/TPU; None where JAX does not report it)."""
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else round(peak / 2**20, 1)
 
 
 def solve_time(agent: str, env: str, preset: str, num_seeds: int | None = None) -> dict:
