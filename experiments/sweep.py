@@ -192,6 +192,21 @@ def settings_from_args(args, agent) -> tuple[list[dict], list[dict]]:
     return grid, [dict(c) for c in itertools.product(*loops)] if loops else [{}]
 
 
+def _steps_to_solve(steps: list | None) -> dict:
+    """Sweep-table columns: how many runs' training windows were solved, and the median and
+    maximum env steps it took (the maximum only when every run was solved)."""
+    if steps is None:
+        return {}
+    done = sorted(x for x in steps if x is not None)
+    if not done:
+        return {"window_solved": 0, "steps_to_solve_median": None, "steps_to_solve_max": None}
+    return {
+        "window_solved": len(done),
+        "steps_to_solve_median": done[len(done) // 2],
+        "steps_to_solve_max": done[-1] if len(done) == len(steps) else None,
+    }
+
+
 def setting_name(setting: dict) -> str:
     return (
         "_".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items())
@@ -214,7 +229,13 @@ def _write_setting(work: Path, dest: Path, block: range, summary: dict, cfg_json
         for r in rows[1:]:
             if int(r[0]) in block:
                 w.writerow([int(r[0]) - block.start, *r[1:]])
-    per_run = ("eval_returns", "eval_returns_sampled", "solved", "episodes_to_solve")
+    per_run = (
+        "eval_returns",
+        "eval_returns_sampled",
+        "solved",
+        "episodes_to_solve",
+        "steps_to_solve",
+    )
     s = {k: v for k, v in summary.items() if k not in per_run}
     for k in per_run:
         s[k] = None if summary[k] is None else [summary[k][i] for i in block]
@@ -346,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                     "mean": s["mean"],
                     "median": s["median"],
                     "solved": s.get("solved_count"),
+                    **_steps_to_solve(s.get("steps_to_solve")),
                     "compile_time_s": result.summary["compile_time_s"],
                     "wall_time_s": result.summary["wall_time_s"],
                 }
@@ -357,15 +379,20 @@ def main(argv: list[str] | None = None) -> int:
         w.writeheader()
         w.writerows(table)
     lines = [
-        "| rank | setting | IQM [95% CI] | mean | median | solved |",
-        "|---|---|---|---|---|---|",
+        "| rank | setting | IQM [95% CI] | mean | median | solved | training window solved "
+        "by (median / max env steps) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for rank, r in enumerate(table, 1):
         solved = "-" if r["solved"] is None else f"{r['solved']}/{args.num_seeds}"
+        by = "-" if r.get("window_solved") is None else f"0/{args.num_seeds}"
+        if r.get("window_solved"):
+            late = f"{r['steps_to_solve_max']:,}" if r["steps_to_solve_max"] else "not all"
+            by = f"{r['window_solved']}/{args.num_seeds}: {r['steps_to_solve_median']:,} / {late}"
         ci = "" if r["iqm_low"] is None else f" [{r['iqm_low']:.1f}, {r['iqm_high']:.1f}]"
         lines.append(
             f"| {rank} | {r['setting']} | {r['iqm']:.1f}{ci} | {r['mean']:.1f} | "
-            f"{r['median']:.1f} | {solved} |"
+            f"{r['median']:.1f} | {solved} | {by} |"
         )
     lines.append("")
     lines.append(f"Statistics over the greedy evaluation returns of {args.num_seeds} seeds.")
