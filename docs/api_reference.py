@@ -209,19 +209,27 @@ def _list_reexports(module: griffe.Module) -> None:
         module.docstring.value = f"{module.docstring.value}\n\n{text}"
 
 
+FIELD_CALLS = {"S", "L", "static", "leaf", "base.static", "base.leaf"}
+
+
 def _field_help(attr: griffe.Attribute) -> None:
-    """A docstring for a field declared with ``help="..."`` (rljax.agents.fields) and none."""
+    """A docstring for a config field that has none: its ``help="..."``, else the shared
+    meaning of its name (``rljax.agents.fields.MEANINGS``), as ``--help`` shows them."""
     if attr.docstring is not None or not isinstance(attr.value, griffe.ExprCall):
         return
+    if str(attr.value.function) not in FIELD_CALLS:
+        return
+    from rljax.agents.fields import MEANINGS
+
+    text = MEANINGS.get(attr.name)
     for arg in attr.value.arguments:
         if isinstance(arg, griffe.ExprKeyword) and arg.name == "help":
             try:
                 text = ast.literal_eval(str(arg.value))
             except (ValueError, SyntaxError):
                 return
-            if isinstance(text, str):
-                attr.docstring = griffe.Docstring(text, parent=attr)
-            return
+    if isinstance(text, str) and text:
+        attr.docstring = griffe.Docstring(text, parent=attr)
 
 
 def _walk(obj: griffe.Object):
