@@ -27,6 +27,8 @@ ENVS: dict[str, float | None] = {
     "MountainCar-v0": None,
     "Pendulum-v1": None,
     "MountainCarContinuous-v0": None,
+    "LunarLander-v3": 200.0,  # rljax's own JAX port (rljax.lunar_lander)
+    "LunarLanderContinuous-v3": 200.0,
 }
 
 
@@ -47,11 +49,23 @@ class EnvSpec:
 def make(env_name: str) -> tuple[Any, Any]:
     """Make a gymnax environment: ``(env, env_params)``.
 
+    ``brax:NAME[:BACKEND]`` makes a Brax env behind a gymnax adapter (:mod:`rljax.envs_brax`,
+    the ``brax`` extra).
+
     Raises:
       ValueError: naming the valid environments if ``env_name`` is not one of them.
     """
+    if env_name.startswith("brax:"):
+        from rljax import envs_brax
+
+        return envs_brax.make(env_name)
     if env_name not in ENVS:
         raise ValueError(f"unknown env {env_name!r}; valid: {', '.join(ENVS)}")
+    if env_name.startswith("LunarLander"):
+        from rljax import lunar_lander
+
+        env = lunar_lander.LunarLander(continuous=env_name == "LunarLanderContinuous-v3")
+        return env, env.default_params
     return gymnax.make(env_name)
 
 
