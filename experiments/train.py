@@ -48,7 +48,8 @@ def _parser(agent_name: str, preset: str = "default") -> argparse.ArgumentParser
         "--env",
         default="CartPole-v1",
         help=f"environment: {', '.join(envs.ENVS)}, or gymnasium:ID for a registered Gymnasium "
-        "env with a Box observation and a Discrete or Box action space (host bridge)",
+        "env with a Box observation and a Discrete or Box action space (host bridge), or "
+        "brax:NAME[:BACKEND] for a Brax env (the brax extra)",
     )
     p.add_argument(
         "--vector-mode",
@@ -452,7 +453,7 @@ def check_env(args: argparse.Namespace, multi: bool) -> bool:
     if args.env not in envs.ENVS:
         raise UsageError(
             f"argument --env: invalid choice {args.env!r}{cli.suggest(args.env, list(envs.ENVS))} "
-            f"(choose from {', '.join(envs.ENVS)}, or gymnasium:ID)"
+            f"(choose from {', '.join(envs.ENVS)}, gymnasium:ID or brax:NAME)"
         )
     return False
 

@@ -51,8 +51,10 @@ __version__ = "0.1.0"
 _LAZY = (
     "agents",
     "envs",
+    "envs_brax",
     "envs_gymnasium",
     "evaluation",
+    "lunar_lander",
     "io",
     "networks",
     "replay",

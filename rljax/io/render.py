@@ -264,7 +264,7 @@ def save_gif(
       :class:`GifInfo` with the path, the number of frames, the stride ``k`` and the frame time.
 
     Raises:
-      RenderUnavailable: if pygame (the ``viz`` extra) is missing.
+      RenderUnavailable: if pygame (the ``viz`` extra) is missing, or for a Brax env.
       ValueError: on an empty episode, mismatched lengths or ``max_frames < 2``.
     """
     if len(states) == 0:
@@ -273,6 +273,11 @@ def save_gif(
         raise ValueError(f"rewards ({len(rewards)}) and states ({len(states)}) differ in length")
     if max_frames < 2:
         raise ValueError(f"max_frames must be >= 2; got {max_frames}")
+    if env.name.startswith("brax:"):  # gymnax's Visualizer would draw empty frames
+        raise RenderUnavailable(
+            f"no GIF renderer for {env.name} (Brax's own renderer needs OpenGL); curves.png "
+            "shows how it learned"
+        )
     _require_viz()
     out = Path(out_path)
     n = len(states)
