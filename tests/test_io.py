@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import jax
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_compare():
+    if str(ROOT / "experiments") not in sys.path:  # compare.py imports experiments/cli.py
+        sys.path.insert(0, str(ROOT / "experiments"))
     spec = importlib.util.spec_from_file_location("compare", ROOT / "experiments" / "compare.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -325,3 +328,20 @@ def test_caption_contrasts_with_the_background(background, ink):
     assert changed.any()
     # Antialiased glyphs: the strongest pixels reach (nearly) the ink colour.
     assert np.abs(pixels[changed].astype(int) - ink).min() < 40
+
+
+def test_lunar_lander_frame_draws_sky_moon_flags_and_lander():
+    import jax
+
+    from rljax import lunar_lander as ll
+
+    env = ll.LunarLander()
+    _, state = env.reset(jax.random.key(0), env.default_params)
+    frame = render.lunar_lander_frame(state)
+    assert frame.shape == (ll.VIEWPORT_H, ll.VIEWPORT_W, 3) and frame.dtype == np.uint8
+    assert (frame[5, 5] == 0).all() and (frame[-2, 5] == 255).all()  # sky over the moon
+    x, y = np.asarray(state.pos[0]) * ll.SCALE  # the lander's centre of mass, in pixels
+    assert tuple(frame[int(ll.VIEWPORT_H - y), int(x)]) == (128, 102, 230)
+    flag_x = int(np.asarray(state.terrain)[ll.CHUNKS // 2 - 1, 0] * ll.SCALE)
+    pole = frame[: int(ll.VIEWPORT_H - ll.HELIPAD_Y * ll.SCALE), flag_x]
+    assert (pole == (204, 204, 0)).all(-1).any() or (pole == 255).all(-1).sum() >= 40

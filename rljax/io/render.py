@@ -288,6 +288,13 @@ def save_gif(
     chosen = [states[i] for i in index]
     returns = np.cumsum(np.asarray(rewards, dtype=np.float64))
 
+    if env.name.startswith("LunarLander"):  # rljax's JAX LunarLander: drawn here
+        frames = [lunar_lander_frame(state) for state in chosen]
+        rate = 50.0 / stride if fps is None else float(fps)
+        captions = [f"{env.name}   step {t}   return {returns[t]:.1f}" for t in index]
+        frame_ms = write_gif(frames, captions if caption else None, rate, out)
+        return GifInfo(out, len(frames), stride, frame_ms)
+
     if env.name not in _GYM_ENVS:  # other gymnax envs: gymnax's (slow) matplotlib Visualizer
         _headless()
         from gymnax.visualize import Visualizer
@@ -300,6 +307,44 @@ def save_gif(
     captions = [f"{env.name}   step {t}   return {returns[t]:.1f}" for t in index]
     frame_ms = write_gif(frames, captions if caption else None, rate, out)
     return GifInfo(out, len(frames), stride, frame_ms)
+
+
+def lunar_lander_frame(state: Any) -> np.ndarray:
+    """One RGB frame [400, 600, 3] of :mod:`rljax.lunar_lander`'s state, in Gymnasium's
+    colours: the black sky over the white moon, the helipad flags, the lander and its legs
+    (green while touching the ground). The engines' flames are not drawn: the state does not
+    hold the action that fired them."""
+    from PIL import Image, ImageDraw
+
+    from rljax import lunar_lander as ll
+
+    scale, width, height = ll.SCALE, ll.VIEWPORT_W, ll.VIEWPORT_H
+
+    def px(points: np.ndarray) -> list[tuple[float, float]]:
+        return [(float(x * scale), float(height - y * scale)) for x, y in np.asarray(points)]
+
+    def body(centre, angle, verts) -> np.ndarray:
+        c, s = math.cos(float(angle)), math.sin(float(angle))
+        return np.asarray(centre) + np.asarray(verts) @ np.array([[c, s], [-s, c]])
+
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    terrain = np.asarray(state.terrain)
+    sky = np.concatenate([terrain, [[terrain[-1, 0], ll.H], [terrain[0, 0], ll.H]]])
+    draw.polygon(px(sky), fill=(0, 0, 0))
+    pos, angle = np.asarray(state.pos), np.asarray(state.angle)
+    contact = np.asarray(state.leg_contact)
+    for i in (1, 2):
+        colour = (0, 200, 0) if contact[i - 1] else (128, 102, 230)
+        draw.polygon(px(body(pos[i], angle[i], ll._LEG_V)), fill=colour, outline=(77, 77, 128))
+    lander = body(pos[0], angle[0], ll._LANDER_V - ll._LANDER_C)
+    draw.polygon(px(lander), fill=(128, 102, 230), outline=(77, 77, 128))
+    mid = ll.CHUNKS // 2
+    for x in (terrain[mid - 1, 0], terrain[mid + 1, 0]):
+        (bx, by), (tx, ty) = px([[x, ll.HELIPAD_Y], [x, ll.HELIPAD_Y + 50 / scale]])
+        draw.line([(bx, by), (tx, ty)], fill=(255, 255, 255), width=2)
+        draw.polygon([(tx, ty), (tx, ty + 10), (tx + 25, ty + 5)], fill=(204, 204, 0))
+    return np.asarray(image)
 
 
 def write_gif(
