@@ -165,13 +165,13 @@ def budget_notice(total_steps: int, steps_per_update: int) -> str | None:
     )
 
 
-def build_config(prog: str, quiet: bool, build: Any, *args: Any) -> Any:
-    """``build(*args)`` (an agent config builder), printing each warning it raises as one
-    ``PROG: warning: ...`` line on stderr (unless ``quiet``)."""
+def warning_lines(prog: str, quiet: bool, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` (building or validating a config), printing each warning it raises as one
+    ``PROG: warning: ...`` line on stderr (unless ``quiet``) instead of Python's two-line form."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        config = build(*args)
+        result = fn(*args)
     for w in caught:
         if not quiet:
             print(f"{prog}: warning: {w.message}", file=sys.stderr)
-    return config
+    return result

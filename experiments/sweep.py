@@ -280,15 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         base = {} if args.total_steps is None else {"total_steps": args.total_steps}
         plans = []
         for loop in loops:
-            overrides = {**base, **loop}
             build = experiment.build_config
-            base_cfg = cli.build_config(
-                PROG, args.quiet, build, agent, args.preset, overrides, spec
+            base_cfg = cli.warning_lines(
+                PROG, args.quiet, build, agent, args.preset, {**base, **loop}, spec
             )
             configs = []
             for setting in grid:
                 cfg = base_cfg.replace(**setting)
-                cli.build_config(PROG, args.quiet, cfg.validate, spec)
+                cli.warning_lines(PROG, args.quiet, cfg.validate, spec)
                 configs.append(cfg)
             plans.append((loop, base_cfg, configs))
         notices = {cli.budget_notice(c.total_steps, c.steps_per_update(spec)) for _, c, _ in plans}

@@ -402,7 +402,7 @@ def checked_run(argv: list[str], multi: bool) -> Run:
     spec = experiment.env_spec(args.env)
     if args.stop_when_solved and spec.solved_threshold is None:
         raise UsageError(f"--stop-when-solved: {args.env} has no solved threshold")
-    config = cli.build_config(
+    config = cli.warning_lines(
         PROG, args.quiet, experiment.build_config, agent, args.preset, overrides, spec
     )
     out = args.out or Path("results") / f"{args.agent}_{args.env}_seed{args.seed}"
