@@ -58,6 +58,7 @@ def one_seed(seed: int, max_episodes: int, max_seconds: float) -> dict:
     window: deque[float] = deque(maxlen=WINDOW)
     running_reward, steps = 0.0, 0
     ready_s = time.perf_counter() - start
+    solved, episode = False, 0
     for episode in range(1, max_episodes + 1):
         state, _ = env.reset(seed=seed * 100_003 + episode)
         probs_history, values, rewards = [], [], []
@@ -88,26 +89,17 @@ def one_seed(seed: int, max_episodes: int, max_seconds: float) -> dict:
         episode_return = float(sum(rewards))
         window.append(episode_return)
         running_reward = 0.05 * episode_return + 0.95 * running_reward
-        if running_reward > THRESHOLD:
-            return {
-                "seed": seed,
-                "solved": True,
-                "episodes": episode,
-                "env_steps": steps,
-                "time_to_solve_s": round(time.perf_counter() - start, 2),
-                "startup_s": round(ready_s, 2),
-                "mean_last_100_at_stop": round(float(np.mean(window)), 1),
-            }
-        if time.perf_counter() - start > max_seconds:
+        solved = running_reward > THRESHOLD
+        if solved or time.perf_counter() - start > max_seconds:
             break
-    return {
-        "seed": seed,
-        "solved": False,
-        "episodes": episode,
-        "env_steps": steps,
-        "time_s": round(time.perf_counter() - start, 2),
-        "startup_s": round(ready_s, 2),
-    }
+    row = {"seed": seed, "solved": bool(solved), "episodes": episode, "env_steps": steps}
+    elapsed = round(time.perf_counter() - start, 2)
+    if solved:
+        row["time_to_solve_s"] = elapsed
+        row["mean_last_100_at_stop"] = round(float(np.mean(window)), 1)
+    else:
+        row["time_s"] = elapsed
+    return {**row, "startup_s": round(ready_s, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
