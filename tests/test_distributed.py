@@ -57,7 +57,13 @@ def _env() -> dict[str, str]:
     flags = os.environ.get("XLA_FLAGS", "").split()
     flags = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
     return {
-        **os.environ,
+        # Two processes at once: no shared compilation cache (tests/conftest.py), whose
+        # entries are not written atomically.
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("JAX_PERSISTENT_CACHE") and k != "JAX_COMPILATION_CACHE_DIR"
+        },
         "PYTHONPATH": str(ROOT),
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": " ".join(flags),

@@ -30,7 +30,7 @@ TINY = [
 ]
 
 
-def test_six_settings_compile_once(tmp_path, monkeypatch, capsys):
+def test_six_settings_compile_once_and_equal_plain_runs(tmp_path, monkeypatch, capsys):
     traces = []
     agent = AGENTS["a2c"]
 
@@ -56,17 +56,14 @@ def test_six_settings_compile_once(tmp_path, monkeypatch, capsys):
     metrics = list(csv.DictReader((folder / "metrics.csv").read_text().splitlines()))
     assert {m["seed"] for m in metrics} == {"0", "1"} and len(metrics) == 2 * 2
     assert (folder / "curves.png").stat().st_size > 1000
-
-
-def test_setting_equals_a_plain_run(tmp_path):
-    """A setting inside the sweep trains exactly as train.py would with those flags."""
+    # A setting inside the sweep trains exactly as train.py would with those flags.
     import train
 
-    out = tmp_path / "sweep"
-    assert sweep.main([*TINY, "--grid", "lr=0.002,0.004", "--out", str(out)]) == 0
+    (row,) = [r for r in rows if float(r["lr"]) == 3e-3 and float(r["ent_coef"]) == 0.01]
     plain = tmp_path / "plain"
-    assert train.main([*TINY[2:], "--lr", "0.004", "--out", str(plain)]) == 0
-    a = json.loads((out / "lr=0.004" / "summary.json").read_text())["eval_returns"]
+    argv = [*TINY[2:], "--lr", "3e-3", "--ent-coef", "0.01", "--out", str(plain)]
+    assert train.main(argv) == 0
+    a = json.loads((out / row["setting"] / "summary.json").read_text())["eval_returns"]
     b = json.loads((plain / "summary.json").read_text())["eval_returns"]
     assert a == pytest.approx(b, rel=1e-5)
 

@@ -152,25 +152,19 @@ def test_results_files_and_determinism(tmp_path, capsys):
     assert (config["total_steps"], config["requested_total_steps"]) == (2048, 2100)
 
 
-def test_run_i_does_not_depend_on_batch_size(tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
+def test_run_i_does_not_depend_on_batch_size_or_seed_blocks(tmp_path, capsys):
+    """Run 0 of 1 seed equals run 0 of 3; --seed-block 2 (a block of 2 and a remainder of 1)
+    equals one vmap over the 3 seeds."""
     base = ["--total-steps", "1024", "--num-chunks", "2", "--quiet", "--eval-episodes", "2"]
-    assert train.main([*base, "--num-seeds", "1", "--out", str(one)]) == 0
-    assert train.main([*base, "--num-seeds", "3", "--out", str(two)]) == 0
-    r1 = json.loads((one / "summary.json").read_text())["eval_returns"]
-    r3 = json.loads((two / "summary.json").read_text())["eval_returns"]
-    assert r1[0] == pytest.approx(r3[0], rel=1e-5)
-
-
-def test_seed_blocks_equal_one_vmap(tmp_path, capsys):
-    """--seed-block 2 (3 seeds: a block of 2 and a remainder of 1) equals one vmap."""
-    base = ["--total-steps", "1024", "--num-chunks", "2", "--quiet", "--eval-episodes", "2"]
+    single, one, blocks = tmp_path / "single", tmp_path / "one", tmp_path / "blocks"
+    assert train.main([*base, "--num-seeds", "1", "--out", str(single)]) == 0
     base += ["--num-seeds", "3"]
-    one, blocks = tmp_path / "one", tmp_path / "blocks"
     assert train.main([*base, "--seed-block", "none", "--out", str(one)]) == 0
     assert train.main([*base, "--seed-block", "2", "--out", str(blocks)]) == 0
+    r0 = json.loads((single / "summary.json").read_text())
     r1 = json.loads((one / "summary.json").read_text())
     r2 = json.loads((blocks / "summary.json").read_text())
+    assert r0["eval_returns"][0] == pytest.approx(r1["eval_returns"][0], rel=1e-5)
     assert (r1["seed_block"], r2["seed_block"]) == (None, 2)
     assert r2["eval_returns"] == pytest.approx(r1["eval_returns"], rel=1e-5)
     assert r2["episodes_to_solve"] == r1["episodes_to_solve"]
