@@ -227,6 +227,13 @@ def diag_gaussian(mean: Array, log_std: Array) -> distrax.MultivariateNormalDiag
     return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
 
 
+def policy_distribution(policy_out) -> distrax.Distribution:
+    """Categorical from logits, or a diagonal Gaussian from ``(mean, log_std)``."""
+    if isinstance(policy_out, tuple):
+        return diag_gaussian(*policy_out)
+    return categorical(policy_out)
+
+
 class CriticEnsemble(NamedTuple):
     """An actor and K critics over stacked parameters.
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rljax import envs, evaluation
-from rljax.agents import AGENTS, ConfigError, base, ddpg
+from rljax.agents import AGENTS, ConfigError, base, ddpg, off_policy
 from rljax.run import loop
 
 ENV, ENV_PARAMS = envs.make("Pendulum-v1")
@@ -132,7 +132,7 @@ def test_targets_get_no_gradient_and_actor_loss_none_to_critic():
     def loss(target_actor, target_critic, critic):
         s = state._replace(target_actor_params=target_actor, target_critic_params=target_critic)
         y = ddpg.td_target(jax.random.key(4), config, nets, SPEC, s, batch)
-        return ddpg.critic_loss(critic, nets, batch, y)[0]
+        return off_policy.critic_loss(critic, nets, SPEC, batch, y)[0]
 
     g = jax.grad(loss, argnums=(0, 1, 2))(
         state.target_actor_params, state.target_critic_params, state.critic_params
@@ -164,7 +164,9 @@ def test_critic_target_matches_numpy_terminated_zeroes_truncated_not():
     expected = np.asarray(batch.reward) + 0.9 * (1 - np.asarray(batch.terminated)) * np.asarray(q)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(y[1], batch.reward[1])
-    hand = ddpg.critic_target(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.5]), jnp.array([4.0, 4.0]))
+    hand = off_policy.critic_target(
+        jnp.array([1.0, 2.0]), jnp.array([0.0, 0.5]), jnp.array([4.0, 4.0])
+    )
     np.testing.assert_allclose(hand, [1.0, 4.0])
 
 

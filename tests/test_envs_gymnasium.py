@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from rljax import envs, envs_gymnasium
+from rljax import envs, envs_gymnasium, networks
 from rljax.agents import ConfigError, a2c, ppo
 from rljax.rollout import rollout
 from rljax.run import loop
@@ -286,7 +286,7 @@ def test_ppo_bridged_continuous_actions_are_clipped_for_the_env_only():
     finally:
         host.close()
     assert np.abs(traj.action).max() > 2.0  # raw samples outside the bounds are kept
-    out = ppo.policy_distribution(
+    out = networks.policy_distribution(
         ppo._network(config, spec)[0](jax.tree.map(lambda x: x[0], state.params), traj.obs[0])[0]
     )
     np.testing.assert_allclose(out.log_prob(traj.action[0]), traj.log_prob[0], rtol=1e-5)

@@ -124,7 +124,7 @@ def test_clipped_samples_give_no_policy_gradient():
 
 
 def test_minibatch_indices_reshuffle_every_epoch():
-    idx = np.asarray(ppo.minibatch_indices(jax.random.key(0), 4, 32, 4))
+    idx = np.asarray(base.minibatch_indices(jax.random.key(0), 4, 32, 4))
     assert idx.shape == (4, 4, 8)
     flat = idx.reshape(4, 32)
     for e in range(4):

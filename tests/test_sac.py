@@ -233,7 +233,7 @@ def test_twin_critics_are_distinct_and_the_target_is_their_minimum(env):
     np.testing.assert_allclose(y, np.arange(n) + disc * v, rtol=1e-5, atol=1e-5)
     # The critic loss sends gradient to the critics only, never to the target critics.
     g = jax.grad(
-        lambda target: sac.critic_loss(
+        lambda target: off_policy.critic_loss(
             state.critic_params,
             nets,
             spec,

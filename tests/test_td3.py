@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rljax import envs, evaluation
-from rljax.agents import AGENTS, ConfigError, ddpg, td3
+from rljax.agents import AGENTS, ConfigError, ddpg, off_policy, td3
 from rljax.run import loop
 
 ENV, ENV_PARAMS = envs.make("Pendulum-v1")
@@ -63,7 +63,7 @@ def test_each_critic_gets_its_own_gradient():
     nets = ddpg.make_networks(config, SPEC)
     batch = batch_of(jax.random.key(1))
     y = jnp.ones((16,))
-    g = jax.grad(lambda p: ddpg.critic_loss(p, nets, batch, y)[0])(state.critic_params)
+    g = jax.grad(lambda p: off_policy.critic_loss(p, nets, SPEC, batch, y)[0])(state.critic_params)
     for k in range(2):
         own = jax.tree.map(lambda x, k=k: x[k], state.critic_params)
         single = jax.grad(
@@ -74,12 +74,12 @@ def test_each_critic_gets_its_own_gradient():
 
 def test_target_smoothing_noise_is_clipped():
     mu = jnp.zeros((10_000, 1))
-    a = ddpg.noisy_action(jax.random.key(0), mu, 100.0, 0.5, SPEC)  # huge σ, clip c = 0.5
+    a = off_policy.noisy_action(jax.random.key(0), mu, 100.0, 0.5, SPEC)  # huge σ, clip c = 0.5
     half = (SPEC.action_high - SPEC.action_low) / 2
     assert float(jnp.max(jnp.abs(a))) == pytest.approx(0.5 * half)
-    a = ddpg.noisy_action(jax.random.key(0), mu + 1.9, 0.2, 0.5, SPEC)  # then the bounds
+    a = off_policy.noisy_action(jax.random.key(0), mu + 1.9, 0.2, 0.5, SPEC)  # then the bounds
     assert float(a.max()) <= SPEC.action_high and float(a.min()) >= 1.9 - 0.5 * half - 1e-6
-    none = ddpg.noisy_action(jax.random.key(0), mu + 0.3, 0.0, 0.5, SPEC)
+    none = off_policy.noisy_action(jax.random.key(0), mu + 0.3, 0.0, 0.5, SPEC)
     np.testing.assert_array_equal(none, mu + 0.3)
 
 

@@ -40,7 +40,7 @@ from rljax.agents.fields import (
     require_discrete,
     static,
 )
-from rljax.types import Array, EpisodeWindow, Transition
+from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
 
 
 def adam(
@@ -238,6 +238,37 @@ def descend(optimizer: optax.GradientTransformation, loss_fn: Callable, params, 
     loss, aux = value if has_aux else (value, None)
     params, opt_state = optimizer_step(optimizer, grads, opt_state, params)
     return params, opt_state, loss, aux
+
+
+def minibatch_indices(
+    key: PRNGKey, num_epochs: int, batch_size: int, num_minibatches: int
+) -> Array:
+    """One fresh permutation of ``range(batch_size)`` per epoch, split: [E, M, B/M] int32."""
+    perms = jax.vmap(jax.random.permutation, (0, None))(
+        jax.random.split(key, num_epochs), batch_size
+    )
+    return perms.reshape(num_epochs, num_minibatches, batch_size // num_minibatches)
+
+
+def minibatch_epochs(
+    key: PRNGKey, step: Callable, carry: Any, batch: Any, num_epochs: int, num_minibatches: int
+) -> tuple[Any, Any]:
+    """``num_epochs`` passes of ``step(carry, minibatch) -> (carry, info)`` over ``batch``
+    (leaves with leading axis [B]), each in a fresh random order split into
+    ``num_minibatches`` minibatches: ``(carry, info[E, M])``.
+
+    One gather per epoch puts the batch in that epoch's order, split [M, B/M]; the inner scan
+    then slices minibatches off it (cheaper than a gather per minibatch under ``vmap``).
+    """
+    size = jax.tree.leaves(batch)[0].shape[0]
+    idx = minibatch_indices(key, num_epochs, size, num_minibatches)
+
+    def epoch(carry, epoch_idx):
+        flat = epoch_idx.reshape(-1)
+        split = jax.tree.map(lambda x: x[flat].reshape(*epoch_idx.shape, *x.shape[1:]), batch)
+        return jax.lax.scan(step, carry, split)
+
+    return jax.lax.scan(epoch, carry, idx)
 
 
 def episode_metrics(

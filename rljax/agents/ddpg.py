@@ -111,26 +111,6 @@ def make_networks(config: DDPGConfig, spec: envs.EnvSpec) -> Nets:
     )
 
 
-def critic_target(r_t: Array, discount_t: Array, q_t: Array) -> Array:
-    """y = r_t + discount_t·q_t with the gradient stopped; discount_t = γ·(1 − terminated_t).
-
-    Args:
-      r_t: rewards, [B].
-      discount_t: γ·(1 − terminated), [B].
-      q_t: target-network values of the next state, [B].
-    """
-    chex.assert_rank([r_t, discount_t, q_t], 1)
-    chex.assert_equal_shape([r_t, discount_t, q_t])
-    return jax.lax.stop_gradient(r_t + discount_t * q_t)
-
-
-def noisy_action(key: PRNGKey, mu: Array, sigma, clip, spec: envs.EnvSpec) -> Array:
-    """clip(μ + clip(σ·h·ε, −c·h, c·h), low, high), ε ~ N(0, I), h the action half-range."""
-    half = (spec.action_high - spec.action_low) / 2.0
-    noise = jnp.clip(sigma * half * jax.random.normal(key, mu.shape), -clip * half, clip * half)
-    return jnp.clip(mu + noise, spec.action_low, spec.action_high)
-
-
 def exploration_scale(config: DDPGConfig, env_steps: Array) -> Array:
     """σ of the behaviour noise: constant, or decaying linearly ("epsilon_decay", seed 004)."""
     if config.exploration == "gaussian":
@@ -151,15 +131,13 @@ def td_target(
 ) -> Array:
     """y = r + γ(1 − terminated)·min_k Q'_k(s', ã'), ã' = μ'(s') plus clipped smoothing noise."""
     mu_next = nets.actor(state.target_actor_params, batch.next_obs)
-    a_next = noisy_action(key, mu_next, config.target_noise, config.target_noise_clip, spec)
+    a_next = off_policy.noisy_action(
+        key, mu_next, config.target_noise, config.target_noise_clip, spec
+    )
     q_next = jnp.min(nets.critic(state.target_critic_params, batch.next_obs, a_next), axis=0)
-    return critic_target(batch.reward, off_policy.discount(config.gamma, batch.terminated), q_next)
-
-
-def critic_loss(critic_params: Params, nets: Nets, batch, y_t: Array) -> tuple[Array, Array]:
-    """Σ_k mean_B ½(y − Q_k(s, a))² (each critic regresses on the same target); and Q [K, B]."""
-    q = nets.critic(critic_params, batch.obs, batch.action)
-    return off_policy.ensemble_value_loss(q, y_t), q
+    return off_policy.critic_target(
+        batch.reward, off_policy.discount(config.gamma, batch.terminated), q_next
+    )
 
 
 def actor_loss(actor_params: Params, critic_params: Params, nets: Nets, obs: Array) -> Array:
@@ -186,11 +164,9 @@ def _optimizers(config: DDPGConfig) -> tuple[optax.GradientTransformation, ...]:
 
 def init(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec) -> DDPGState:
     """Fresh networks (targets equal to their online copies), optimisers and an empty replay."""
-    nets = make_networks(config, spec)
-    key, actor_key, critic_key = jax.random.split(key, 3)
-    obs = jnp.zeros(spec.obs_shape, jnp.float32)
-    actor_params = nets.init_actor(actor_key, obs)
-    critic_params = nets.init_critic(critic_key, obs, off_policy.zero_action(spec))
+    key, actor_params, critic_params = off_policy.init_networks(
+        key, make_networks(config, spec), spec
+    )
     actor_opt, critic_opt = _optimizers(config)
     return DDPGState(
         actor_params=actor_params,
@@ -211,7 +187,9 @@ def make_act(config: DDPGConfig, spec: envs.EnvSpec):
 
     def act(key, params, obs, greedy: bool):
         mu = nets.actor(params, obs)
-        return mu if greedy else noisy_action(key, mu, config.exploration_noise, jnp.inf, spec)
+        if greedy:
+            return mu
+        return off_policy.noisy_action(key, mu, config.exploration_noise, jnp.inf, spec)
 
     return act
 
@@ -230,7 +208,7 @@ def make_policy(config: DDPGConfig, spec: envs.EnvSpec, warmup: bool = False):
             a = off_policy.uniform_actions(key, spec, obs.shape[0])
         else:
             sigma = exploration_scale(config, state.env_steps)
-            a = noisy_action(key, actor(state.actor_params, obs), sigma, jnp.inf, spec)
+            a = off_policy.noisy_action(key, actor(state.actor_params, obs), sigma, jnp.inf, spec)
         return a, jnp.zeros(obs.shape[:1])
 
     return policy
@@ -260,10 +238,7 @@ def learn_step(
         if not warmup:
             batch = off_policy.sample(sample_keys[j], config, s)
             y = td_target(noise_keys[j], config, nets, spec, s, batch)
-            critic_params, critic_opt_state, loss, q = base.descend(
-                critic_opt, critic_loss, s.critic_params, s.critic_opt_state, nets, batch, y
-            )
-            s = s._replace(critic_params=critic_params, critic_opt_state=critic_opt_state)
+            s, loss, q = off_policy.critic_step(s, critic_opt, nets, spec, batch, y)
             closs.append(loss)
             qs.append(jnp.mean(q))
     if warmup:
@@ -283,13 +258,4 @@ def learn_step(
     return s, metrics
 
 
-AGENT = base.define(
-    "ddpg",
-    DDPGConfig,
-    presets.DDPG,
-    globals(),
-    collection=lambda config, spec: base.Collection(config.num_envs, config.policy_delay),
-    params=lambda state: state.actor_params,
-    warmup_updates=lambda config, spec: config.warmup_updates(spec),
-    replay_obs_stats=True,
-)
+AGENT = off_policy.define("ddpg", DDPGConfig, presets.DDPG, globals(), steps_field="policy_delay")

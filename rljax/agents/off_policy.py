@@ -1,5 +1,6 @@
 """What the replay-based agents (DDPG, TD3, SAC) share: the replay fields of their configs,
-what the buffer stores, the warm-up of uniformly random actions, and the bootstrap discount.
+what the buffer stores, the warm-up of uniformly random actions, the bootstrap discount and
+target, Gaussian action noise, and the initialisation and loss of a critic ensemble.
 
 Each update collects ``steps_per_update(spec)`` env steps per seed and stores them in a
 functional replay buffer (:mod:`rljax.replay`); the first ``warmup_updates`` updates act
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from rljax import envs, losses, networks, replay
 from rljax.agents import base, normalize
-from rljax.types import Array, PRNGKey, Transition
+from rljax.types import Array, Params, PRNGKey, Transition
 
 S, POS = base.static, base.POSITIVE
 
@@ -126,6 +128,45 @@ def discount(gamma: Array | float, terminated: Array) -> Array:
     return gamma * (1.0 - terminated.astype(jnp.float32))
 
 
+def critic_target(r_t: Array, discount_t: Array, q_t: Array) -> Array:
+    """y = r_t + discount_t·q_t with the gradient stopped; discount_t = γ·(1 − terminated_t).
+
+    Args:
+      r_t: rewards, [B].
+      discount_t: γ·(1 − terminated), [B].
+      q_t: target-network values of the next state, [B].
+    """
+    chex.assert_rank([r_t, discount_t, q_t], 1)
+    chex.assert_equal_shape([r_t, discount_t, q_t])
+    return jax.lax.stop_gradient(r_t + discount_t * q_t)
+
+
+def noisy_action(key: PRNGKey, mu: Array, sigma, clip, spec: envs.EnvSpec) -> Array:
+    """clip(μ + clip(σ·h·ε, −c·h, c·h), low, high), ε ~ N(0, I), h the action half-range."""
+    half = (spec.action_high - spec.action_low) / 2.0
+    noise = jnp.clip(sigma * half * jax.random.normal(key, mu.shape), -clip * half, clip * half)
+    return jnp.clip(mu + noise, spec.action_low, spec.action_high)
+
+
+def q_values(
+    critic_params: Params, nets: networks.CriticEnsemble, spec: envs.EnvSpec, obs, action
+) -> Array:
+    """Every critic's Q(s, a) [K, B] (discrete: Q(s, ·) read at the integer action)."""
+    if spec.discrete:
+        q = nets.critic(critic_params, obs)  # [K, B, A]
+        return jnp.take_along_axis(q, action[None, :, None], axis=-1)[..., 0]
+    return nets.critic(critic_params, obs, action)
+
+
+def init_networks(key: PRNGKey, nets: networks.CriticEnsemble, spec: envs.EnvSpec):
+    """``(key, actor_params, critic_params)``: ``key`` split into the next key and the actor's
+    and the critics' (Q(s, a), or Q(s, ·) for discrete actions), initialised on zero inputs."""
+    key, actor_key, critic_key = jax.random.split(key, 3)
+    obs = jnp.zeros(spec.obs_shape, jnp.float32)
+    inputs = (obs,) if spec.discrete else (obs, zero_action(spec))
+    return key, nets.init_actor(actor_key, obs), nets.init_critic(critic_key, *inputs)
+
+
 def zero_metrics(*names: str) -> dict[str, Array]:
     """The metrics of a warm-up update (nothing learned)."""
     return {name: jnp.zeros((), jnp.float32) for name in names}
@@ -134,6 +175,22 @@ def zero_metrics(*names: str) -> dict[str, Array]:
 def ensemble_value_loss(q: Array, y_t: Array) -> Array:
     """Σ_k mean_B ½(y − Q_k)²: each critic of the ensemble [K, B] regresses on one target."""
     return jnp.sum(jax.vmap(losses.value_loss, in_axes=(0, None))(q, y_t))
+
+
+def critic_loss(critic_params: Params, nets, spec: envs.EnvSpec, batch, y_t: Array):
+    """Σ_k mean_B ½(y − Q_k(s, a))² (each critic regresses on the same target ``y_t`` [B]);
+    and the values Q [K, B]."""
+    q = q_values(critic_params, nets, spec, batch.obs, batch.action)
+    return ensemble_value_loss(q, y_t), q
+
+
+def critic_step(state, optimizer, nets, spec: envs.EnvSpec, batch, y_t: Array):
+    """One optimiser step of the critics on :func:`critic_loss`: ``(state, loss, Q [K, B])``,
+    the state's ``critic_params`` and ``critic_opt_state`` updated."""
+    params, opt_state, loss, q = base.descend(
+        optimizer, critic_loss, state.critic_params, state.critic_opt_state, nets, spec, batch, y_t
+    )
+    return state._replace(critic_params=params, critic_opt_state=opt_state), loss, q
 
 
 def repeat(step, state, keys: Array):
@@ -145,3 +202,17 @@ def repeat(step, state, keys: Array):
         return step(state, keys[0])
     state, metrics = jax.lax.scan(step, state, keys)
     return state, jax.tree.map(lambda x: jnp.mean(x, axis=0), metrics)
+
+
+def define(name: str, config: type, presets: dict, namespace: dict, steps_field: str):
+    """The :class:`~rljax.agents.base.Agent` record of a replay-based agent module: it collects
+    ``num_envs`` x ``config.<steps_field>`` steps per update, acts with ``actor_params``, and
+    runs ``config.warmup_updates(spec)`` warm-up updates; the buffer keeps raw observations
+    (``replay_obs_stats``)."""
+    return base.define(
+        name, config, presets, namespace,
+        collection=lambda c, spec: base.Collection(c.num_envs, getattr(c, steps_field)),
+        params=lambda state: state.actor_params,
+        warmup_updates=lambda c, spec: c.warmup_updates(spec),
+        replay_obs_stats=True,
+    )  # fmt: skip

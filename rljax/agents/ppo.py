@@ -123,13 +123,6 @@ def _network(config: PPOConfig, spec: envs.EnvSpec):
     return base.actor_critic_network(spec, *sizes, init_log_std=config.init_log_std)
 
 
-def policy_distribution(policy_out):
-    """Categorical from logits, or a diagonal Gaussian from ``(mean, log_std)``."""
-    if isinstance(policy_out, tuple):
-        return networks.diag_gaussian(*policy_out)
-    return networks.categorical(policy_out)
-
-
 def optimizer(config: PPOConfig, spec: envs.EnvSpec) -> optax.GradientTransformation:
     """Adam with global-norm clipping; annealed to 0 over every minibatch step of the run."""
     n = base.num_updates(config.total_steps, config.steps_per_update(spec))
@@ -158,7 +151,7 @@ def make_act(config: PPOConfig, spec: envs.EnvSpec):
         out, _ = apply(params, obs)
         if spec.discrete:
             return jnp.argmax(out, -1) if greedy else networks.categorical(out).sample(seed=key)
-        a = out[0] if greedy else policy_distribution(out).sample(seed=key)
+        a = out[0] if greedy else networks.policy_distribution(out).sample(seed=key)
         return jnp.clip(a, spec.action_low, spec.action_high)
 
     return act
@@ -174,19 +167,10 @@ def make_policy(config: PPOConfig, spec: envs.EnvSpec, warmup: bool = False):
     apply, _ = _network(config, spec)
 
     def policy(key, state, obs):
-        return policy_distribution(apply(state.params, obs)[0]).sample_and_log_prob(seed=key)
+        dist = networks.policy_distribution(apply(state.params, obs)[0])
+        return dist.sample_and_log_prob(seed=key)
 
     return policy
-
-
-def minibatch_indices(
-    key: PRNGKey, num_epochs: int, batch_size: int, num_minibatches: int
-) -> Array:
-    """One fresh permutation of ``range(batch_size)`` per epoch, split: [E, M, B/M] int32."""
-    perms = jax.vmap(jax.random.permutation, (0, None))(
-        jax.random.split(key, num_epochs), batch_size
-    )
-    return perms.reshape(num_epochs, num_minibatches, batch_size // num_minibatches)
 
 
 def ppo_loss(apply, params: Params, batch: PPOBatch, config: PPOConfig):
@@ -204,7 +188,7 @@ def ppo_loss(apply, params: Params, batch: PPOBatch, config: PPOConfig):
       approximate KL mean(ρ − 1 − log ρ) and the fraction of samples with |ρ − 1| > ε.
     """
     policy_out, v = apply(params, batch.obs)
-    dist = policy_distribution(policy_out)
+    dist = networks.policy_distribution(policy_out)
     logp = dist.log_prob(batch.action)
     adv = returns.standardize(batch.advantage) if config.normalize_advantages else batch.advantage
     actor = losses.ppo_clip_loss(logp, batch.log_prob, adv, config.clip_eps)
@@ -253,8 +237,6 @@ def learn_step(
     adv, v = advantages(state.params, traj, config, spec)
     batch = PPOBatch(traj.obs, traj.action, traj.log_prob, v, adv, adv + v)
     batch = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), batch)  # [T, N] -> [T·N]
-    size = traj.reward.size
-    idx = minibatch_indices(perm_key, config.num_epochs, size, config.num_minibatches)
     opt = optimizer(config, spec)
 
     def minibatch_step(carry, mb):
@@ -263,15 +245,10 @@ def learn_step(
         params, opt_state = base.optimizer_step(opt, grads, opt_state, params)
         return (params, opt_state), {**info, "grad_norm": optax.tree.norm(grads)}
 
-    def epoch(carry, epoch_idx):
-        # One gather per epoch puts the batch in this epoch's order, split [M, B/M]; the scan
-        # then slices minibatches off it (cheaper than a gather per minibatch under vmap).
-        split = jax.tree.map(
-            lambda x: x[epoch_idx.reshape(-1)].reshape(*epoch_idx.shape, *x.shape[1:]), batch
-        )
-        return jax.lax.scan(minibatch_step, carry, split)
-
-    (params, opt_state), info = jax.lax.scan(epoch, (state.params, state.opt_state), idx)
+    carry = (state.params, state.opt_state)
+    (params, opt_state), info = base.minibatch_epochs(
+        perm_key, minibatch_step, carry, batch, config.num_epochs, config.num_minibatches
+    )
     metrics = {**jax.tree.map(jnp.mean, info), "advantage_mean": adv.mean()}
     return state._replace(params=params, opt_state=opt_state, key=key), metrics
 

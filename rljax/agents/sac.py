@@ -131,14 +131,6 @@ def alpha_of(state: SACState, config: SACConfig) -> Array:
     return jnp.exp(state.log_alpha) if config.autotune else jnp.asarray(config.alpha)
 
 
-def q_values(critic_params: Params, nets: Nets, spec: envs.EnvSpec, obs, action) -> Array:
-    """Every critic's Q(s, a) [K, B] (discrete: Q(s, ·) read at the integer action)."""
-    if spec.discrete:
-        q = nets.critic(critic_params, obs)  # [K, B, A]
-        return jnp.take_along_axis(q, action[None, :, None], axis=-1)[..., 0]
-    return nets.critic(critic_params, obs, action)
-
-
 def td_target(key, config, nets, spec, state: SACState, batch, alpha) -> Array:
     """The soft target y [B] from the target critics, with a' from the current policy."""
     disc = off_policy.discount(config.gamma, batch.terminated)
@@ -149,12 +141,6 @@ def td_target(key, config, nets, spec, state: SACState, batch, alpha) -> Array:
     a_next, logp_next = sample(key, nets, state.actor_params, batch.next_obs, spec)
     q_next = nets.critic(state.target_critic_params, batch.next_obs, a_next)
     return losses.soft_q_target(batch.reward, disc, q_next, logp_next, alpha)
-
-
-def critic_loss(critic_params, nets, spec, batch, y_t) -> tuple[Array, Array]:
-    """Σ_k mean_B ½(y − Q_k(s, a))² and the values Q [K, B]."""
-    q = q_values(critic_params, nets, spec, batch.obs, batch.action)
-    return off_policy.ensemble_value_loss(q, y_t), q
 
 
 def actor_loss(actor_params, critic_params, key, nets, spec, obs, alpha):
@@ -172,12 +158,9 @@ def actor_loss(actor_params, critic_params, key, nets, spec, obs, alpha):
 def init(key: PRNGKey, config: SACConfig, spec: envs.EnvSpec) -> SACState:
     """Fresh networks (target critics equal to the critics), log α = log ``alpha``, optimisers
     and an empty replay."""
-    nets = make_networks(config, spec)
-    key, actor_key, critic_key = jax.random.split(key, 3)
-    obs = jnp.zeros(spec.obs_shape, jnp.float32)
-    actor_params = nets.init_actor(actor_key, obs)
-    inputs = (obs,) if spec.discrete else (obs, off_policy.zero_action(spec))
-    critic_params = nets.init_critic(critic_key, *inputs)
+    key, actor_params, critic_params = off_policy.init_networks(
+        key, make_networks(config, spec), spec
+    )
     log_alpha = jnp.log(jnp.asarray(config.alpha, jnp.float32))
     actor_opt, critic_opt, alpha_opt = _optimizers(config)
     return SACState(
@@ -234,11 +217,9 @@ def gradient_step(state: SACState, key: PRNGKey, config: SACConfig, spec: envs.E
     batch = off_policy.sample(sample_key, config, state)
     alpha = alpha_of(state, config)
     y = td_target(target_key, config, nets, spec, state, batch, alpha)
-    critic_params, critic_opt_state, closs, q = base.descend(
-        critic_opt, critic_loss, state.critic_params, state.critic_opt_state, nets, spec, batch, y
-    )
+    state, closs, q = off_policy.critic_step(state, critic_opt, nets, spec, batch, y)
     actor_params, actor_opt_state, aloss, logp = base.descend(
-        actor_opt, actor_loss, state.actor_params, state.actor_opt_state, critic_params,
+        actor_opt, actor_loss, state.actor_params, state.actor_opt_state, state.critic_params,
         actor_key, nets, spec, batch.obs, alpha,
     )  # fmt: skip
     log_alpha, alpha_opt_state = state.log_alpha, state.alpha_opt_state
@@ -249,13 +230,11 @@ def gradient_step(state: SACState, key: PRNGKey, config: SACConfig, spec: envs.E
         )  # fmt: skip
     state = state._replace(
         actor_params=actor_params,
-        critic_params=critic_params,
         target_critic_params=base.soft_update(
-            critic_params, state.target_critic_params, config.tau
+            state.critic_params, state.target_critic_params, config.tau
         ),
         log_alpha=log_alpha,
         actor_opt_state=actor_opt_state,
-        critic_opt_state=critic_opt_state,
         alpha_opt_state=alpha_opt_state,
     )
     metrics = (closs, aloss, alpha, -jnp.mean(logp), jnp.mean(q))
@@ -280,13 +259,4 @@ def learn_step(
     return state, metrics
 
 
-AGENT = base.define(
-    "sac",
-    SACConfig,
-    presets.SAC,
-    globals(),
-    collection=lambda config, spec: base.Collection(config.num_envs, config.num_steps),
-    params=lambda state: state.actor_params,
-    warmup_updates=lambda config, spec: config.warmup_updates(spec),
-    replay_obs_stats=True,
-)
+AGENT = off_policy.define("sac", SACConfig, presets.SAC, globals(), steps_field="num_steps")
