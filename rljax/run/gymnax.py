@@ -86,20 +86,30 @@ class GymnaxRuns(results.Runs):
         return state, per_seed, np.full(len(finite), steps), finite
 
     def evaluate(self, state, episodes: int) -> tuple[np.ndarray, np.ndarray]:
-        """Greedy and sampled returns [S, episodes], each run with its own config."""
+        """Greedy and sampled returns [S, episodes], each run with its own config.
+
+        One program plays both: whether a run acts greedily is an argument (a flag per run)
+        rather than a constant, so the two evaluations share one compilation.
+        """
         agent, spec, env, env_params = self.agent, self.spec, self.env, self.env_params
 
-        def run(greedy, keys):
-            def one(k, p, c):
-                act = agent.make_act(c, spec)
-                fn = lambda kk, pp, o: act(kk, pp, o, greedy)  # noqa: E731
-                return evaluation.evaluate(k, fn, p, env, env_params, episodes)
+        def one(k, p, c, greedy):
+            act = agent.make_act(c, spec)
+            fn = lambda kk, pp, o: jnp.where(  # noqa: E731
+                greedy, act(kk, pp, o, True), act(kk, pp, o, False)
+            )
+            return evaluation.evaluate(k, fn, p, env, env_params, episodes)
 
-            fn = parallel.jit_runs(self._map(one), self.sharding)
-            return parallel.to_host(fn(keys, agent.params(state.agent), self.run_configs))
+        fn = parallel.jit_runs(self._map(one), self.sharding)
+        params = agent.params(state.agent)
 
-        greedy, sampled = (parallel.put(k, self.sharding) for k in self.eval_streams())
-        return run(True, greedy), run(False, sampled)
+        def run(keys, greedy: bool):
+            flags = parallel.put(jnp.full(keys.shape, greedy), self.sharding)
+            keys = parallel.put(keys, self.sharding)
+            return parallel.to_host(fn(keys, params, self.run_configs, flags))
+
+        greedy, sampled = self.eval_streams()
+        return run(greedy, True), run(sampled, False)
 
     def write_visuals(self, out: Path, params, greedy_mean: np.ndarray) -> int:
         """curves.png and episode.gif (the median seed's greedy policy); the median seed."""
