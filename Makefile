@@ -21,9 +21,12 @@ train: $(STAMP)
 	$(PY) experiments/train.py --agent a2c --env CartPole-v1 --num-seeds 64 \
 		--out results/a2c_CartPole-v1 --overwrite
 
-# The fast core (what CI runs). Learning tests are marked slow.
+# The fast core (what CI runs). Learning tests are marked slow. The core's programs are small
+# and run for moments, so compiling them is most of its time: XLA:CPU compiles them with LLVM's
+# optimisation level 0 (the same programs and checks; test-slow and test-all compile at the
+# default level, and benchmarks/goldens.py checks results bit for bit there).
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -n 2
+	XLA_FLAGS="--xla_backend_optimization_level=0 $$XLA_FLAGS" $(PY) -m pytest -q -m "not slow" -n 2
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
