@@ -39,12 +39,7 @@ class A2CConfig(base.DiscreteStepsConfig):
         base.one_of("gae", "monte_carlo"),
         help="gae: n-step GAE; monte_carlo: one episode per env, standardised returns (Keras)",
     )
-    total_steps: int = S(500_000, POS)
-    num_envs: int = S(8, POS)
     num_steps: int = S(8, POS, help="rollout length per env per update (gae mode)")
-    hidden_size: int = S(64, POS)
-    num_layers: int = S(2, POS)
-    activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
     shared_trunk: bool = S(False, base.BOOLEAN, help="actor and critic heads on one shared trunk")
     value_loss: str = S(
         "l2", base.one_of("l2", "huber"), help="critic loss: squared error (l2) or Huber"
@@ -55,9 +50,7 @@ class A2CConfig(base.DiscreteStepsConfig):
         help="losses averaged (mean) or summed (sum) over the batch",
     )
     normalize_advantages: bool = S(True, base.BOOLEAN)
-    anneal_lr: bool = S(True, base.BOOLEAN)
     lr: float = L(1e-3, base.POSITIVE_FLOAT)
-    gamma: float = L(0.99, base.PROBABILITY)
     gae_lambda: float = L(0.95, base.PROBABILITY)
     vf_coef: float = L(0.5, base.NON_NEGATIVE)
     ent_coef: float = L(0.0, base.NON_NEGATIVE)

@@ -27,6 +27,7 @@ from rljax.agents.fields import (
     DiscountWarning,
     DiscreteStepsConfig,
     Normalization,
+    RolloutConfig,
     check_choice,
     check_fields,
     check_float,
@@ -386,6 +387,7 @@ __all__ = [
     "require_discrete",
     "require_continuous",
     "Normalization",
+    "RolloutConfig",
     "DiscreteStepsConfig",
     "DiscountWarning",
 ]

@@ -18,6 +18,7 @@ from flax import struct
 
 from rljax import envs
 from rljax.agents.meanings import MEANINGS
+from rljax.networks import ACTIVATIONS
 
 
 class ConfigError(ValueError):
@@ -202,14 +203,37 @@ class Normalization:
     scale_rewards: bool = static(False, BOOLEAN)
 
 
-class DiscreteStepsConfig(Normalization):
-    """The ``validate`` and ``steps_per_update`` of a discrete-action agent's config that
-    plays ``num_steps`` steps in each of ``num_envs`` environments per update.
+@struct.dataclass
+class RolloutConfig(Normalization):
+    """The fields of an agent that plays ``num_steps`` steps in each of ``num_envs``
+    environments per update with MLP networks, and its ``steps_per_update``.
 
-    A base class of ``@struct.dataclass`` configs; it declares no fields. The config has the
-    fields ``total_steps``, ``num_envs`` and ``num_steps``, and the class attribute
-    ``agent_name`` (not a field: the ``--agent`` name used in messages). A config that
-    collects otherwise overrides ``steps_per_update``; ``validate`` uses the override.
+    The defaults are A2C's; an agent's config redeclares a field to change its default or
+    its meaning (the field keeps its place in the order).
+    """
+
+    total_steps: int = static(500_000, POSITIVE)
+    num_envs: int = static(8, POSITIVE)
+    num_steps: int = static(8, POSITIVE, help="env steps per env per update")
+    hidden_size: int = static(64, POSITIVE)
+    num_layers: int = static(2, POSITIVE)
+    activation: str = static("tanh", one_of(*ACTIVATIONS))
+    anneal_lr: bool = static(True, BOOLEAN)
+    gamma: float = leaf(0.99, PROBABILITY)
+
+    def steps_per_update(self, spec: envs.EnvSpec) -> int:
+        """Env steps simulated per update (per seed)."""
+        del spec
+        return self.num_envs * self.num_steps
+
+
+@struct.dataclass
+class DiscreteStepsConfig(RolloutConfig):
+    """The ``validate`` of a discrete-action :class:`RolloutConfig`.
+
+    The config has the class attribute ``agent_name`` (not a field: the ``--agent`` name used
+    in messages). A config that collects otherwise overrides ``steps_per_update``;
+    ``validate`` uses the override.
     """
 
     def validate(self, spec: envs.EnvSpec) -> None:
@@ -217,8 +241,3 @@ class DiscreteStepsConfig(Normalization):
         require_discrete(spec, self.agent_name)
         check_fields(self, spec)
         num_updates(self.total_steps, self.steps_per_update(spec))
-
-    def steps_per_update(self, spec: envs.EnvSpec) -> int:
-        """Env steps simulated per update (per seed)."""
-        del spec
-        return self.num_envs * self.num_steps

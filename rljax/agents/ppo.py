@@ -40,26 +40,20 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 
 
 @struct.dataclass
-class PPOConfig(base.Normalization):
+class PPOConfig(base.RolloutConfig):
     """PPO hyperparameters. Loop and shape fields are static; floats are leaves (sweepable)."""
 
-    total_steps: int = S(500_000, POS)
     num_envs: int = S(4, POS)
     num_steps: int = S(128, POS, help="rollout length per env per update")
     num_epochs: int = S(4, POS, help="passes over each batch")
     num_minibatches: int = S(
         4, POS, help="minibatches per epoch (must divide num_envs x num_steps)"
     )
-    hidden_size: int = S(64, POS)
-    num_layers: int = S(2, POS)
-    activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
-    anneal_lr: bool = S(True, base.BOOLEAN)
     normalize_advantages: bool = S(True, base.BOOLEAN, help="standardise advantages per minibatch")
     clip_value_loss: bool = S(
         True, base.BOOLEAN, help="clip the value update like the policy ratio"
     )
     lr: float = L(2.5e-4, base.POSITIVE_FLOAT)
-    gamma: float = L(0.99, base.PROBABILITY)
     gae_lambda: float = L(0.95, base.PROBABILITY)
     clip_eps: float = L(
         0.2, base.POSITIVE_FLOAT, help="clipping ε of the probability ratio (and of the value)"
@@ -92,11 +86,6 @@ class PPOConfig(base.Normalization):
                 f"(--num-envs x --num-steps = {batch}); use at most {batch // 2}"
             )
         base.num_updates(self.total_steps, self.steps_per_update(spec))
-
-    def steps_per_update(self, spec: envs.EnvSpec) -> int:
-        """Env steps simulated per update (per seed)."""
-        del spec
-        return self.num_envs * self.num_steps
 
 
 class PPOState(NamedTuple):

@@ -45,17 +45,13 @@ class ReinforceConfig(base.DiscreteStepsConfig):
     """REINFORCE hyperparameters. Loop and shape fields are static; floats are leaves."""
 
     total_steps: int = S(1_000_000, POS)
-    num_envs: int = S(8, POS)
     num_steps: int = S(250, POS, help="env steps per env per update (batch = num_envs x num_steps)")
-    hidden_size: int = S(64, POS)
     num_layers: int = S(1, POS)
     activation: str = S("relu", base.one_of(*networks.ACTIVATIONS))
     baseline: bool = S(True, base.BOOLEAN, help="learn a value baseline (off: vanilla REINFORCE)")
     normalize_advantages: bool = S(True, base.BOOLEAN)
-    anneal_lr: bool = S(True, base.BOOLEAN)
     lr: float = L(1e-2, base.POSITIVE_FLOAT, help="policy learning rate")
     baseline_lr: float = L(3e-2, base.POSITIVE_FLOAT, help="baseline (value net) learning rate")
-    gamma: float = L(0.99, base.PROBABILITY)
     max_grad_norm: float = L(0.0, base.FINITE)
     adam_eps: float = L(1e-8, base.POSITIVE_FLOAT)
 

@@ -43,16 +43,10 @@ S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
 class TDActorCriticConfig(base.DiscreteStepsConfig):
     """One-step actor-critic hyperparameters. Loop and shape fields static; floats leaves."""
 
-    total_steps: int = S(500_000, POS)
     num_envs: int = S(16, POS)
     num_steps: int = S(1, POS)
-    hidden_size: int = S(64, POS)
-    num_layers: int = S(2, POS)
-    activation: str = S("tanh", base.one_of(*networks.ACTIVATIONS))
-    anneal_lr: bool = S(True, base.BOOLEAN)
     lr: float = L(3e-4, base.POSITIVE_FLOAT, help="actor learning rate")
     critic_lr: float = L(1e-3, base.POSITIVE_FLOAT)
-    gamma: float = L(0.99, base.PROBABILITY)
     ent_coef: float = L(0.0, base.NON_NEGATIVE)
     max_grad_norm: float = L(1.0, base.FINITE)
     adam_eps: float = L(1e-8, base.POSITIVE_FLOAT)
