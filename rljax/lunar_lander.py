@@ -95,6 +95,7 @@ class EnvState(environment.EnvState):
     game_over: Array  # bool: the lander body touched the ground
     awake: Array  # bool
     prev_shaping: Array  # float
+    engines: Array  # [2] the last step's main and signed side engine power (for drawing)
     time: int
 
 
@@ -168,7 +169,8 @@ class LunarLander(environment.Environment[EnvState, EnvParams]):
     # --- dynamics -------------------------------------------------------------------------
 
     def _engines(self, state: EnvState, action: Array, dispersion: Array, params: EnvParams):
-        """Apply the engines' impulses to the lander. Returns ``(vel, omega, m_power, s_power)``."""
+        """Apply the engines' impulses to the lander. Returns ``(vel, omega, m_power, s_power,
+        side)``; ``side`` is ``s_power`` signed by the engine that fired (-1: the left one)."""
         angle = state.angle[0]
         tip = jnp.stack([jnp.sin(angle), jnp.cos(angle)])
         side = jnp.stack([-tip[1], tip[0]])
@@ -204,7 +206,7 @@ class LunarLander(environment.Environment[EnvState, EnvParams]):
         r = at - com
         vel = vel + inv_m * impulse
         omega = omega + inv_i * (r[0] * impulse[1] - r[1] * impulse[0])
-        return vel, omega, m_power, s_power
+        return vel, omega, m_power, s_power, direction * s_power
 
     @staticmethod
     def _origin(state: EnvState) -> Array:
@@ -226,7 +228,7 @@ class LunarLander(environment.Environment[EnvState, EnvParams]):
 
         ``contacts=False`` skips collision (reset's first step: the lander starts far above the
         highest terrain), which keeps the auto-reset inside every ``step`` cheap."""
-        vel0, omega0, m_power, s_power = self._engines(state, action, dispersion, params)
+        vel0, omega0, m_power, s_power, side = self._engines(state, action, dispersion, params)
         bodies = phys.Bodies(
             state.pos, state.angle, state.vel.at[0].set(vel0), state.omega.at[0].set(omega0)
         )
@@ -258,6 +260,7 @@ class LunarLander(environment.Environment[EnvState, EnvParams]):
             leg_contact=touching[1:],
             game_over=state.game_over | touching[0],
             awake=state.awake & ~asleep,
+            engines=jnp.stack([m_power, side]).astype(jnp.float32),
         )
         obs = self.get_obs(new)
         shaping = (
@@ -312,6 +315,7 @@ class LunarLander(environment.Environment[EnvState, EnvParams]):
             game_over=jnp.zeros((), bool),
             awake=jnp.ones((), bool),
             prev_shaping=jnp.zeros((), jnp.float32),
+            engines=jnp.zeros((2,), jnp.float32),
             time=0,
         )
         noop = jnp.zeros((2,), jnp.float32) if self.continuous else jnp.zeros((), jnp.int32)

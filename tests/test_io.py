@@ -330,7 +330,7 @@ def test_caption_contrasts_with_the_background(background, ink):
     assert np.abs(pixels[changed].astype(int) - ink).min() < 40
 
 
-def test_lunar_lander_frame_draws_sky_moon_flags_and_lander():
+def test_lunar_lander_frame_draws_sky_moon_flags_lander_and_flames():
     import jax
 
     from rljax import lunar_lander as ll
@@ -345,3 +345,11 @@ def test_lunar_lander_frame_draws_sky_moon_flags_and_lander():
     flag_x = int(np.asarray(state.terrain)[ll.CHUNKS // 2 - 1, 0] * ll.SCALE)
     pole = frame[: int(ll.VIEWPORT_H - ll.HELIPAD_Y * ll.SCALE), flag_x]
     assert (pole == (204, 204, 0)).all(-1).any() or (pole == 255).all(-1).sum() >= 40
+    # Flames: none after reset's no-op; the main and the left engine at full power.
+    flame = lambda f: (f == (255, 140, 0)).all(-1)  # noqa: E731
+    assert not flame(frame).any()
+    lower = state.pos - jax.numpy.array([0.0, 5.0])  # 150 px down: the side engines in view
+    fired = state.replace(pos=lower, engines=jax.numpy.array([1.0, -1.0]))
+    rows, cols = np.nonzero(flame(render.lunar_lander_frame(fired)))
+    assert rows.max() > ll.VIEWPORT_H - (y - 150) + 15  # below the lander
+    assert cols.min() < x - 20  # beyond its left side

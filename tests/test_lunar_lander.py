@@ -246,8 +246,9 @@ def test_continuous_engines(fns):
         want = engines(fns.env, disc)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
-    m_power, s_power = engines(env, jnp.array([0.0001, -0.75], jnp.float32))[2:]
+    m_power, s_power, side = engines(env, jnp.array([0.0001, -0.75], jnp.float32))[2:]
     assert abs(m_power - 0.50005) < 1e-6 and abs(s_power - 0.75) < 1e-6
+    assert abs(side + 0.75) < 1e-6  # the left engine fired (drawn as its flame)
     # Shapes and dtypes of a whole step, traced but not compiled.
     obs, _ = jax.eval_shape(env.reset, jax.random.key(0), params)
     out = jax.eval_shape(env.step, jax.random.key(1), state, jnp.zeros(2, jnp.float32), params)

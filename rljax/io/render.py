@@ -312,8 +312,8 @@ def save_gif(
 def lunar_lander_frame(state: Any) -> np.ndarray:
     """One RGB frame [400, 600, 3] of :mod:`rljax.lunar_lander`'s state, in Gymnasium's
     colours: the black sky over the white moon, the helipad flags, the lander and its legs
-    (green while touching the ground). The engines' flames are not drawn: the state does not
-    hold the action that fired them."""
+    (green while touching the ground), and the flames of the engines the last step fired
+    (their length grows with the engine's power)."""
     from PIL import Image, ImageDraw
 
     from rljax import lunar_lander as ll
@@ -338,6 +338,16 @@ def lunar_lander_frame(state: Any) -> np.ndarray:
         colour = (0, 200, 0) if contact[i - 1] else (128, 102, 230)
         draw.polygon(px(body(pos[i], angle[i], ll._LEG_V)), fill=colour, outline=(77, 77, 128))
     lander = body(pos[0], angle[0], ll._LANDER_V - ll._LANDER_C)
+    main, side = (float(x) for x in np.asarray(state.engines))
+    flames = []  # in the lander's frame, the units of rljax.lunar_lander.LANDER_POLY
+    if main > 0:
+        flames.append([(-6, -10), (6, -10), (0, -10 - 22 * main)])
+    if side != 0:
+        d = math.copysign(1.0, side)
+        flames.append([(17 * d, 2), (17 * d, 10), ((17 + 14 * abs(side)) * d, 6)])
+    for flame in flames:
+        verts = np.asarray(flame, np.float64) / scale - ll._LANDER_C
+        draw.polygon(px(body(pos[0], angle[0], verts)), fill=(255, 140, 0))
     draw.polygon(px(lander), fill=(128, 102, 230), outline=(77, 77, 128))
     mid = ll.CHUNKS // 2
     for x in (terrain[mid - 1, 0], terrain[mid + 1, 0]):
