@@ -159,6 +159,28 @@ def test_plot_curves_writes_png(tmp_path):
     assert len(data) > 20_000
 
 
+def test_plot_curves_draws_a_ci_band_only_from_five_seeds(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    bands, labels = [], []
+    fill, plot = Axes.fill_between, Axes.plot
+    monkeypatch.setattr(
+        Axes, "fill_between", lambda ax, *a, **k: bands.append(1) or fill(ax, *a, **k)
+    )
+    monkeypatch.setattr(
+        Axes, "plot", lambda ax, *a, **k: labels.append(k.get("label")) or plot(ax, *a, **k)
+    )
+    x = np.arange(1, 4) * 100.0
+    for n, want_band in ((4, False), (5, True)):
+        bands.clear()
+        labels.clear()
+        curves = np.arange(3.0)[None] + np.arange(n)[:, None]
+        plots.plot_curves([("run", {"env_steps": x, "episode_return": curves})], tmp_path / "c.png")
+        assert bool(bands) is want_band
+        label = next(t for t in labels if t and t.startswith("run:"))
+        assert ("95% CI" in label) is want_band and f"of {n} seeds" in label
+
+
 # ----------------------------------------------------------------------------- compare.py
 
 

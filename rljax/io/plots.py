@@ -198,8 +198,9 @@ def plot_curves(
     """Plot episode return against environment steps for one or more runs into a PNG.
 
     For each run: the IQM (or ``statistic``) across seeds as a solid line with its 95 % bootstrap
-    band (NaN handling as in :func:`curve_statistic`: forward-fill each seed, then use the seeds
-    that have a value at each point); optionally each seed's forward-filled curve as a faint thin
+    band (none below :data:`rljax.stats.MIN_SEEDS_FOR_CI` seeds, where it is no CI; NaN
+    handling as in :func:`curve_statistic`: forward-fill each seed, then use the seeds that
+    have a value at each point); optionally each seed's forward-filled curve as a faint thin
     line in the run's colour. A dashed horizontal line marks ``threshold``.
 
     Args:
@@ -245,17 +246,20 @@ def plot_curves(
                 for row in forward_fill(curves):
                     ax.plot(x, row, color=color, lw=0.5, alpha=max(alpha, 0.02), zorder=1)
             est, low, high, _ = curve_statistic(curves, statistic=statistic, reps=reps)
-            ax.fill_between(x, low, high, color=color, alpha=0.3, lw=0, zorder=2)
-            for edge in (low, high):
-                ax.plot(x, edge, color=color, lw=0.7, alpha=0.8, zorder=2)
             n = curves.shape[0]
+            band = n >= stats.MIN_SEEDS_FOR_CI  # fewer: a bootstrap band is no CI (stats)
+            if band:
+                ax.fill_between(x, low, high, color=color, alpha=0.3, lw=0, zorder=2)
+                for edge in (low, high):
+                    ax.plot(x, edge, color=color, lw=0.7, alpha=0.8, zorder=2)
+            ci = "95% CI" if band else f"no CI (fewer than {stats.MIN_SEEDS_FOR_CI} seeds)"
             ax.plot(
                 x,
                 est,
                 color=color,
                 lw=2.2,
                 zorder=3,
-                label=f"{label}: {names[statistic]} of {n} seeds, 95% CI",
+                label=f"{label}: {names[statistic]} of {n} seeds, {ci}",
             )
         if threshold is not None:
             ax.axhline(
