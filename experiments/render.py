@@ -4,8 +4,9 @@
     python experiments/render.py results/a2c_CartPole-v1 --run 3 --out run3.gif
 
 The state is restored into a target built by code (``jax.eval_shape`` of the agent's
-``init``), then run ``--run`` (default: the median seed by greedy evaluation return) plays one
-greedy episode.
+``init``), then run ``--run`` (default: the seed whose ``episode.gif`` the run wrote, the median
+by greedy evaluation return) plays one greedy episode from its own render stream
+(:func:`rljax.run.loop.streams`): for the run's final checkpoint, the episode of its GIF.
 """
 
 from __future__ import annotations
@@ -56,17 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     from rljax import envs
     from rljax.agents import AGENTS
     from rljax.io import render
-    from rljax.run import experiment, loop
+    from rljax.run import experiment, loop, results
 
     agent = AGENTS[cfg["agent"]]
     env, env_params = envs.make(cfg["env"])
     config = agent.config(**cfg["config"])
-    keys = jax.vmap(jax.random.split)(experiment.run_keys(cfg["seed"], num_seeds))
+    keys = experiment.run_keys(cfg["seed"], num_seeds)
     spec = envs.spec(env, env_params)
     init = jax.vmap(loop.init_fn(agent, config, spec, env, env_params))
     mngr = checkpoint.manager(d / "checkpoints")
     try:
-        state, _ = checkpoint.restore(mngr, mngr.latest_step(), jax.eval_shape(init, keys[:, 0]))
+        state, _ = checkpoint.restore(mngr, mngr.latest_step(), jax.eval_shape(init, keys))
     except checkpoint.CheckpointError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -75,16 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run
     if run is None:
         summary = d / "summary.json"
-        if summary.exists():
-            returns = np.asarray(json.loads(summary.read_text())["eval_returns"])
-            run = int(np.argsort(returns)[len(returns) // 2])
+        saved = json.loads(summary.read_text()) if summary.exists() else {}
+        if "median_seed" in saved:  # the seed whose episode.gif the run wrote
+            run = int(saved["median_seed"])
+        elif "eval_returns" in saved:
+            run = results.median_seed(np.asarray(saved["eval_returns"]))
         else:
             run = 0
     params = jax.tree.map(lambda x: x[run], agent.params(state.agent))
     act = agent.make_act(config, spec)
-    states, rewards = render.rollout_states(
-        jax.random.fold_in(keys[run, 1], 2), act, params, env, env_params
-    )
+    key = loop.streams(keys[run]).render  # the run's own GIF stream
+    states, rewards = render.rollout_states(key, act, params, env, env_params)
     out = args.out or d / "episode.gif"
     try:
         info = render.save_gif(states, rewards, env, env_params, out)

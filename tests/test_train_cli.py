@@ -198,6 +198,10 @@ def test_render_from_checkpoint(tmp_path, capsys):
     gif = tmp_path / "again.gif"
     assert render.main([str(out), "--run", "1", "--out", str(gif)]) == 0
     assert gif.read_bytes()[:6] == b"GIF89a"
+    # By default the seed of the run's own episode.gif, from its render stream: the same GIF.
+    same = tmp_path / "same.gif"
+    assert render.main([str(out), "--out", str(same)]) == 0
+    assert same.read_bytes() == (out / "episode.gif").read_bytes()
     assert render.main([str(tmp_path / "missing")]) == 2
     assert render.main([str(out), "--run", "7"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
