@@ -204,14 +204,11 @@ def make_policy(config: DDPGConfig, spec: envs.EnvSpec, warmup: bool = False):
     actor = make_networks(config, spec).actor
 
     def policy(key, state: DDPGState, obs):
-        if warmup:
-            a = off_policy.uniform_actions(key, spec, obs.shape[0])
-        else:
-            sigma = exploration_scale(config, state.env_steps)
-            a = off_policy.noisy_action(key, actor(state.actor_params, obs), sigma, jnp.inf, spec)
+        sigma = exploration_scale(config, state.env_steps)
+        a = off_policy.noisy_action(key, actor(state.actor_params, obs), sigma, jnp.inf, spec)
         return a, jnp.zeros(obs.shape[:1])
 
-    return policy
+    return off_policy.behaviour(policy, spec, warmup)
 
 
 def split_update_key(key: PRNGKey, config: DDPGConfig):

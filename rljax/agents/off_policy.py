@@ -123,6 +123,17 @@ def uniform_actions(key: PRNGKey, spec: envs.EnvSpec, n: int) -> Array:
     return jax.random.uniform(key, shape, minval=spec.action_low, maxval=spec.action_high)
 
 
+def behaviour(policy, spec: envs.EnvSpec, warmup: bool):
+    """``policy(key, state, obs[N]) -> (action[N], log_prob[N])``, or during the warm-up the
+    uniform policy with the same signature (log-probs 0)."""
+    if not warmup:
+        return policy
+    return lambda key, state, obs: (
+        uniform_actions(key, spec, obs.shape[0]),
+        jnp.zeros(obs.shape[:1]),
+    )
+
+
 def discount(gamma: Array | float, terminated: Array) -> Array:
     """γ·(1 − terminated): only termination stops the bootstrap."""
     return gamma * (1.0 - terminated.astype(jnp.float32))

@@ -199,14 +199,12 @@ def make_policy(config: SACConfig, spec: envs.EnvSpec, warmup: bool = False):
     nets = make_networks(config, spec)
 
     def policy(key, state: SACState, obs):
-        if warmup:
-            return off_policy.uniform_actions(key, spec, obs.shape[0]), jnp.zeros(obs.shape[:1])
         if spec.discrete:
             dist = networks.categorical(nets.actor(state.actor_params, obs))
             return dist.sample_and_log_prob(seed=key)
         return sample(key, nets, state.actor_params, obs, spec)
 
-    return policy
+    return off_policy.behaviour(policy, spec, warmup)
 
 
 def gradient_step(state: SACState, key: PRNGKey, config: SACConfig, spec: envs.EnvSpec):
