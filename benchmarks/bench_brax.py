@@ -2,7 +2,8 @@
 
     python -m venv .venv-brax
     .venv-brax/bin/pip install -c constraints.txt -e ".[dev,brax]"
-    .venv-brax/bin/python benchmarks/bench_brax.py [--cases ppo_idp sac_ip] [--seeds 2]
+    .venv-brax/bin/python benchmarks/bench_brax.py [--cases ppo_idp sac_ip] [--seeds 8] \\
+        [--sides rljax brax]
 
 Two cases, each run by both sides, each side in its own interpreter, one after the other:
 
@@ -10,7 +11,8 @@ Two cases, each run by both sides, each side in its own interpreter, one after t
   steps), 4 epochs x 4 minibatches of 256, lr 3e-4 constant, gamma 0.99, GAE lambda 0.95,
   clip 0.2, entropy 0.01, value coefficient 0.5, max grad norm 0.5, 2x64 tanh networks.
 * ``sac_ip``: SAC on ``inverted_pendulum``; 1 env, batch 256, one gradient step per env step,
-  lr 3e-3, gamma 0.99, tau 0.02, 1000 warm-up steps, buffer 20k, 2x64 ReLU networks.
+  lr 3e-3, gamma 0.99, tau 0.02, 1000 warm-up steps, buffer 20k, 2x64 ReLU networks,
+  target entropy −0.5·|A| (Brax's SAC fixes it there; rljax's default is −|A|).
 
 rljax runs ``experiments/train.py`` (all seeds at once, vmapped; its summary.json gives the
 greedy returns, compile, training and evaluation times). Brax runs
@@ -66,7 +68,7 @@ CASES = {
         rljax_flags=(
             "--num-envs 1 --batch-size 256 --lr 3e-3 --critic-lr 3e-3 --alpha-lr 3e-3 "
             "--gamma 0.99 --tau 0.02 --learning-starts 1000 --buffer-size 20000 "
-            "--hidden-size 64 --num-layers 2"
+            "--hidden-size 64 --num-layers 2 --target-entropy-ratio 0.5"
         ),
     ),
 }
@@ -89,7 +91,18 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def run_rljax(case: dict, seeds: int, episodes: int) -> dict:
+def _spread(returns: list[float]) -> dict:
+    """IQM of the per-seed returns with its 95% bootstrap CI (rljax.stats; no CI below
+    rljax.stats.MIN_SEEDS_FOR_CI seeds), computed the same way for both sides."""
+    from rljax import stats
+
+    agg = stats.across_seeds(returns)
+    ci = agg["iqm_ci"] and [round(c, 2) for c in agg["iqm_ci"]]
+    return {"iqm": round(agg["iqm"], 2), "iqm_ci": ci}
+
+
+def run_rljax(name: str, seeds: int, episodes: int) -> dict:
+    case = CASES[name]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [
@@ -112,6 +125,7 @@ def run_rljax(case: dict, seeds: int, episodes: int) -> dict:
         "returns": s["eval_returns"],
         "returns_sampled": s["eval_returns_sampled"],
         "mean_return": round(sum(s["eval_returns"]) / seeds, 2),
+        **_spread(s["eval_returns"]),
         "total_steps_per_seed": s["total_steps"],
         "compile_time_s": s["compile_time_s"],
         "train_time_s": s["train_time_s"],
@@ -228,6 +242,7 @@ def run_brax(name: str, seeds: int, episodes: int) -> dict:
     return {
         "returns": returns,
         "mean_return": round(sum(returns) / seeds, 2),
+        **_spread(returns),
         "total_steps_per_seed": CASES[name]["total_steps"],
         "wall_time_s_per_seed": [r["wall_time_s"] for r in per_seed],
         "wall_time_s_all_seeds": round(sum(r["wall_time_s"] for r in per_seed), 2),
@@ -238,9 +253,16 @@ def run_brax(name: str, seeds: int, episodes: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--episodes", type=int, default=16, help="evaluation episodes per seed")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "brax_comparison.json")
+    p.add_argument(
+        "--sides",
+        nargs="+",
+        default=["rljax", "brax"],
+        choices=["rljax", "brax"],
+        help="rerun only these sides; the other side's stored entry is kept",
+    )
     p.add_argument("--brax-seed", nargs=3, help=argparse.SUPPRESS)  # internal: one Brax run
     args = p.parse_args()
     if args.brax_seed:
@@ -256,7 +278,7 @@ def main() -> None:
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "backend": "cpu",
-            "note": "a shared machine: other jobs ran alongside (see load_average_before)",
+            "note": "load_average_before (per run) says how busy the machine was",
         },
         "versions": {"jax": jax.__version__, "brax": brax.__version__},
         "notes": NOTES,
@@ -268,18 +290,19 @@ def main() -> None:
         result["cases"] = json.loads(args.out.read_text()).get("cases", {})
     for name in args.cases:
         case = CASES[name]
-        print(f"{name}: rljax ...", file=sys.stderr, flush=True)
+        stored = result["cases"].get(name, {})
         entry = result["cases"][name] = {
             "agent": case["agent"],
             "env": case["env"],
             "total_steps_per_seed": case["total_steps"],
-            "rljax": run_rljax(case, args.seeds, args.episodes),
+            **{side: stored[side] for side in ("rljax", "brax") if side in stored},
         }
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"{name}: rljax {entry['rljax']['mean_return']}; brax ...", file=sys.stderr)
-        entry["brax"] = run_brax(name, args.seeds, args.episodes)
-        print(f"{name}: brax {entry['brax']['mean_return']}", file=sys.stderr, flush=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        for side, run in (("rljax", run_rljax), ("brax", run_brax)):
+            if side in args.sides:
+                print(f"{name}: {side} ...", file=sys.stderr, flush=True)
+                entry[side] = run(name, args.seeds, args.episodes)
+                print(f"{name}: {side} {entry[side]['mean_return']}", file=sys.stderr)
+                args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
