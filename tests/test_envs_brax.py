@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("brax")
 
 from rljax import envs, stats  # noqa: E402
-from rljax.agents import ppo, sac  # noqa: E402
+from rljax.agents import ddpg, ppo, sac, td3  # noqa: E402
 from rljax.run import loop  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
@@ -192,6 +192,19 @@ def test_sac_trains_a_few_updates(pendulum):
     assert np.isfinite(metrics["critic_loss"][:, -1]).all()
 
 
+@pytest.mark.parametrize(
+    "agent, config_cls", [(ddpg.AGENT, ddpg.DDPGConfig), (td3.AGENT, td3.TD3Config)]
+)
+def test_ddpg_and_td3_train_a_few_updates(pendulum, agent, config_cls):
+    config = config_cls(
+        total_steps=96, num_envs=2, batch_size=16, buffer_size=128, learning_starts=32
+    )
+    carry, metrics = _train(agent, config, PENDULUM)
+    chex.assert_tree_all_finite(agent.params(carry.agent))
+    assert np.isfinite(metrics["critic_loss"][:, -1]).all()
+    assert int(carry.agent.env_steps[0]) == 96
+
+
 def _eval(agent, config, carry, env_name, episodes=8):
     from rljax import evaluation
 
@@ -216,4 +229,15 @@ def test_sac_balances_the_inverted_pendulum():
     config = sac.SACConfig(total_steps=20_000)
     carry, _ = _train(sac.AGENT, config, PENDULUM, num_seeds=4)
     returns = _eval(sac.AGENT, config, carry, PENDULUM)
+    assert stats.iqm(returns) >= 500, returns
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "agent, config_cls", [(ddpg.AGENT, ddpg.DDPGConfig), (td3.AGENT, td3.TD3Config)]
+)
+def test_ddpg_and_td3_balance_the_inverted_pendulum(agent, config_cls):
+    config = config_cls(total_steps=20_000)
+    carry, _ = _train(agent, config, PENDULUM, num_seeds=4)
+    returns = _eval(agent, config, carry, PENDULUM)
     assert stats.iqm(returns) >= 500, returns
