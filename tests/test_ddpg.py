@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rljax import envs, evaluation
-from rljax.agents import AGENTS, ConfigError, base, ddpg, off_policy
+from rljax.agents import AGENTS, ConfigError, ddpg, off_policy, optim
 from rljax.run import loop
 
 ENV, ENV_PARAMS = envs.make("Pendulum-v1")
@@ -102,7 +102,7 @@ def test_update_targets_each_from_its_own_network(tau):
 def test_soft_update_rejects_crossed_networks():
     state = learning_state(tiny())
     with pytest.raises(AssertionError):
-        base.soft_update(state.actor_params, state.target_critic_params, 0.5)
+        optim.soft_update(state.actor_params, state.target_critic_params, 0.5)
 
 
 @pytest.mark.parametrize("tau", [0.05, 1.0])

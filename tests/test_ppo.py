@@ -13,7 +13,7 @@ import pytest
 from semantics import ended_batch, np_gae
 
 from rljax import envs, evaluation, networks, stats
-from rljax.agents import AGENTS, ConfigError, base, ppo
+from rljax.agents import AGENTS, ConfigError, base, optim, ppo
 from rljax.run import loop
 
 
@@ -124,7 +124,7 @@ def test_clipped_samples_give_no_policy_gradient():
 
 
 def test_minibatch_indices_reshuffle_every_epoch():
-    idx = np.asarray(base.minibatch_indices(jax.random.key(0), 4, 32, 4))
+    idx = np.asarray(optim.minibatch_indices(jax.random.key(0), 4, 32, 4))
     assert idx.shape == (4, 4, 8)
     flat = idx.reshape(4, 32)
     for e in range(4):

@@ -23,7 +23,7 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, returns
-from rljax.agents import base, presets
+from rljax.agents import base, optim, presets, protocol
 from rljax.rollout import first_episode_mask
 from rljax.types import Array, Params, PRNGKey, Transition
 
@@ -81,7 +81,7 @@ def _network(config: A2CConfig, spec: envs.EnvSpec):
 
 def _optimizer(config: A2CConfig, spec: envs.EnvSpec) -> optax.GradientTransformation:
     n = base.num_updates(config.total_steps, config.steps_per_update(spec))
-    return base.adam(
+    return optim.adam(
         config.lr, config.max_grad_norm, config.adam_eps, n if config.anneal_lr else None
     )
 
@@ -90,7 +90,7 @@ def init(key: PRNGKey, config: A2CConfig, spec: envs.EnvSpec) -> A2CState:
     """Fresh parameters and optimiser state for one run."""
     key, net_key = jax.random.split(key)
     params = _network(config, spec)[1](net_key, jnp.zeros(spec.obs_shape, jnp.float32))
-    return A2CState(params, _optimizer(config, spec).init(params), key, **base.counters_init())
+    return A2CState(params, _optimizer(config, spec).init(params), key, **protocol.counters_init())
 
 
 def _logits(config: A2CConfig, spec: envs.EnvSpec):
@@ -110,11 +110,11 @@ def make_policy(config: A2CConfig, spec: envs.EnvSpec, warmup: bool = False):
     return base.categorical_policy(lambda state, obs: logits(state.params, obs))
 
 
-def collection(config: A2CConfig, spec: envs.EnvSpec) -> base.Collection:
+def collection(config: A2CConfig, spec: envs.EnvSpec) -> protocol.Collection:
     """``gae``: ``num_steps`` per env, episodes continuing; ``monte_carlo``: one episode."""
     if config.mode == "monte_carlo":
-        return base.Collection(config.num_envs, spec.max_steps, episodic=True)
-    return base.Collection(config.num_envs, config.num_steps)
+        return protocol.Collection(config.num_envs, spec.max_steps, episodic=True)
+    return protocol.Collection(config.num_envs, config.num_steps)
 
 
 def _mc_returns(config: A2CConfig, traj, v_next: Array, mask: Array) -> Array:
@@ -177,9 +177,9 @@ def learn_step(
 
     grads, loss_info = jax.grad(loss_fn, has_aux=True)(state.params)
     opt = _optimizer(config, spec)
-    params, opt_state = base.optimizer_step(opt, grads, state.opt_state, state.params)
+    params, opt_state = optim.optimizer_step(opt, grads, state.opt_state, state.params)
     metrics = {**loss_info, "grad_norm": optax.tree.norm(grads)}
     return state._replace(params=params, opt_state=opt_state), metrics
 
 
-AGENT = base.define("a2c", A2CConfig, presets.A2C, globals())
+AGENT = protocol.define("a2c", A2CConfig, presets.A2C, globals())

@@ -1,7 +1,8 @@
-"""Pieces every agent shares: the protocol, optimisers, policy heads, episode metrics.
+"""Pieces every agent shares: networks and policy heads, the separate actor-critic pair.
 
 Config fields and their checks live in :mod:`rljax.agents.fields`; their names are
-re-exported here (``base.static``, ``base.POSITIVE``, ``base.ConfigError``, ...).
+re-exported here (``base.static``, ``base.POSITIVE``, ``base.ConfigError``, ...). The agent
+protocol is :mod:`rljax.agents.protocol`; optimiser steps are :mod:`rljax.agents.optim`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -41,24 +41,8 @@ from rljax.agents.fields import (
     require_discrete,
     static,
 )
-from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
-
-
-def adam(
-    lr: Array | float,
-    max_grad_norm: Array | float,
-    eps: Array | float = 1e-8,
-    anneal_steps: int | None = None,
-) -> optax.GradientTransformation:
-    """Adam with optional global-norm clipping (``max_grad_norm`` <= 0 turns it off).
-
-    With ``anneal_steps`` the learning rate decays linearly from ``lr`` to 0 over that many
-    optimiser steps.
-    """
-    clip = optax.clip_by_global_norm(jnp.where(max_grad_norm > 0, max_grad_norm, jnp.inf))
-    if anneal_steps is not None:
-        lr = optax.linear_schedule(lr, 0.0, anneal_steps)
-    return optax.chain(clip, optax.adam(lr, eps=eps))
+from rljax.agents.optim import adam, optimizer_steps
+from rljax.types import Array
 
 
 def actor_and_critic(
@@ -109,15 +93,6 @@ def actor_critic_network(
         return {"actor": actor.init(k1, obs), "critic": critic.init(k2, obs)}
 
     return apply, init
-
-
-def optimizer_steps(
-    optimizers: dict[str, optax.GradientTransformation], grads: dict, opt_state: dict, params: dict
-) -> tuple[dict, dict]:
-    """:func:`optimizer_step` of each named network with its own optimiser:
-    ``({name: params}, {name: opt_state})``."""
-    new = {k: optimizer_step(optimizers[k], grads[k], opt_state[k], params[k]) for k in params}
-    return {k: p for k, (p, _) in new.items()}, {k: o for k, (_, o) in new.items()}
 
 
 class SeparateActorCritic(NamedTuple):
@@ -180,24 +155,6 @@ class SeparateActorCritic(NamedTuple):
         return state.params[self.names[0]]
 
 
-def steps_collection(config: Any, spec: envs.EnvSpec) -> Collection:
-    """``num_steps`` steps in each of ``num_envs`` envs per update, episodes continuing."""
-    del spec
-    return Collection(config.num_envs, config.num_steps)
-
-
-def define(name: str, config: type, presets: dict, namespace: dict, **fields: Any) -> Agent:
-    """The :class:`Agent` record of a module whose protocol functions have the protocol's
-    names (``init``, ``collection``, ``make_policy``, ``learn_step``, ``make_act``, taken
-    from ``namespace`` unless given in ``fields``), with the config's normalisation options
-    (:func:`rljax.agents.normalize.wrap`)."""
-    from rljax.agents import normalize  # noqa: PLC0415 (it builds on this module)
-
-    names = ("init", "collection", "make_policy", "learn_step", "make_act")
-    found = {n: namespace[n] for n in names if n not in fields}
-    return normalize.wrap(Agent(name=name, config=config, presets=presets, **found, **fields))
-
-
 def categorical_policy(logits_fn: Callable[[Any, Array], Array]):
     """Behaviour policy ``policy(key, state, obs) -> (action, log_prob)`` from
     ``logits_fn(state, obs)``."""
@@ -221,147 +178,6 @@ def categorical_act(logits_fn: Callable[[Any, Array], Array]):
 def over_envs(fn: Callable) -> Callable:
     """Map a one-stream [T] function over the env axis of [T, N] arrays (axis 1 in and out)."""
     return jax.vmap(fn, in_axes=1, out_axes=1)
-
-
-def optimizer_step(
-    optimizer: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any
-) -> tuple[Any, Any]:
-    """One optimiser step: ``(new_params, new_opt_state)``."""
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-
-def descend(optimizer: optax.GradientTransformation, loss_fn: Callable, params, opt_state, *args,
-            has_aux: bool = True):  # fmt: skip
-    """One optimiser step down ``loss_fn(params, *args)`` (returning ``(loss, aux)``, or the
-    loss alone with ``has_aux=False``): ``(params, opt_state, loss, aux)``."""
-    value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(params, *args)
-    loss, aux = value if has_aux else (value, None)
-    params, opt_state = optimizer_step(optimizer, grads, opt_state, params)
-    return params, opt_state, loss, aux
-
-
-def minibatch_indices(
-    key: PRNGKey, num_epochs: int, batch_size: int, num_minibatches: int
-) -> Array:
-    """One fresh permutation of ``range(batch_size)`` per epoch, split: [E, M, B/M] int32."""
-    perms = jax.vmap(jax.random.permutation, (0, None))(
-        jax.random.split(key, num_epochs), batch_size
-    )
-    return perms.reshape(num_epochs, num_minibatches, batch_size // num_minibatches)
-
-
-def minibatch_epochs(
-    key: PRNGKey, step: Callable, carry: Any, batch: Any, num_epochs: int, num_minibatches: int
-) -> tuple[Any, Any]:
-    """``num_epochs`` passes of ``step(carry, minibatch) -> (carry, info)`` over ``batch``
-    (leaves with leading axis [B]), each in a fresh random order split into
-    ``num_minibatches`` minibatches: ``(carry, info[E, M])``.
-
-    One gather per epoch puts the batch in that epoch's order, split [M, B/M]; the inner scan
-    then slices minibatches off it (cheaper than a gather per minibatch under ``vmap``).
-    """
-    size = jax.tree.leaves(batch)[0].shape[0]
-    idx = minibatch_indices(key, num_epochs, size, num_minibatches)
-
-    def epoch(carry, epoch_idx):
-        flat = epoch_idx.reshape(-1)
-        split = jax.tree.map(lambda x: x[flat].reshape(*epoch_idx.shape, *x.shape[1:]), batch)
-        return jax.lax.scan(step, carry, split)
-
-    return jax.lax.scan(epoch, carry, idx)
-
-
-def episode_metrics(
-    window: EpisodeWindow, traj: Transition, threshold: float | None
-) -> tuple[EpisodeWindow, dict[str, Array]]:
-    """Update the solved window with a trajectory's completed episodes; return their metrics.
-
-    ``traj`` has leading axes [T, N]; episodes are appended in the order they ended.
-    """
-    done = traj.done
-    window = envs.episode_window_update(window, traj.episode_return, done, threshold)
-    metrics = {
-        "episode_return_sum": jnp.sum(jnp.where(done, traj.episode_return, 0.0)),
-        "episode_count": jnp.sum(done).astype(jnp.int32),
-    }
-    return window, metrics
-
-
-class Collection(NamedTuple):
-    """How an agent collects experience for one update (per seed).
-
-    Attributes:
-      num_envs: environments stepped side by side.
-      num_steps: steps per environment per update; with ``episodic`` the env's time limit.
-      episodic: one fresh episode per environment per update (Monte-Carlo modes): every env
-        is reset, played to its time limit, and ``terminated``/``truncated`` are kept only at
-        its first episode end (:func:`rljax.rollout.first_episode_mask` selects the steps).
-    """
-
-    num_envs: int
-    num_steps: int
-    episodic: bool = False
-
-
-class Agent(NamedTuple):
-    """The agent protocol: what the runner (:mod:`rljax.run`) knows of an agent.
-
-    An agent sees an :class:`~rljax.envs.EnvSpec`, never an env object; the runner collects
-    experience (inside jit for gymnax, in Python for host envs) and hands it to ``learn_step``.
-
-    Attributes:
-      name: the ``--agent`` name.
-      config: the frozen config class; ``config(**kwargs)`` builds one, ``.validate(spec)``
-        checks it, ``.steps_per_update(spec)`` is the env steps one update simulates per seed.
-      presets: named keyword overrides of the config defaults (``"default"`` is empty).
-      init: ``init(key, config, spec) -> state``, a run's learner state (a NamedTuple with
-        ``key``, ``update`` and ``env_steps`` fields; the runner advances the counters).
-      collection: ``collection(config, spec) -> Collection``.
-      make_policy: ``make_policy(config, spec, warmup) -> policy`` with
-        ``policy(key, state, obs[N]) -> (action[N], log_prob[N])``, the behaviour policy
-        (exploration included; ``warmup`` True during the first ``warmup_updates``). The
-        runner clips continuous actions to the bounds for the env only and stores the raw
-        action with its log-prob.
-      learn_step: ``learn_step(state, traj, config, spec, warmup) -> (state, metrics)``:
-        everything after collection, on a :class:`~rljax.types.Transition` [T, N] whose
-        ``next_obs`` is the final observation at episode ends.
-      make_act: ``make_act(config, spec) -> act(key, params, obs[N], greedy) -> action[N]``,
-        the evaluation policy (greedy: the mode).
-      params: ``params(state)``, the parameters ``act`` takes.
-      warmup_updates: ``warmup_updates(config, spec)``: updates that act with the warm-up
-        policy and learn with ``warmup=True`` (the runner runs them as their own phase, so
-        nothing is computed and discarded under ``vmap``).
-      replay_obs_stats: the agent replays stored experience and normalises what it samples
-        itself, with its state's ``obs_stats`` (:mod:`rljax.agents.normalize` sets them), so
-        its buffer keeps raw observations.
-    """
-
-    name: str
-    config: type
-    presets: dict[str, dict[str, Any]]
-    init: Callable
-    collection: Callable
-    make_policy: Callable
-    learn_step: Callable
-    make_act: Callable
-    params: Callable = lambda state: state.params
-    warmup_updates: Callable = lambda config, spec: 0
-    replay_obs_stats: bool = False
-
-
-def counters_init() -> dict[str, Array]:
-    """Zero ``update`` and ``env_steps`` counters (int32 scalars) for a state's fields."""
-    return {"update": jnp.zeros((), jnp.int32), "env_steps": jnp.zeros((), jnp.int32)}
-
-
-def soft_update(online: Any, target: Any, tau: Array | float) -> Any:
-    """Polyak averaging of ONE network's target: ``tau·online + (1 − tau)·target``.
-
-    Called once per (online, target) pair; the two trees must have the same structure.
-    """
-    chex.assert_trees_all_equal_shapes_and_dtypes(online, target)
-    return optax.incremental_update(new_tensors=online, old_tensors=target, step_size=tau)
 
 
 # The config names re-exported from rljax.agents.fields (base's own names are public too).

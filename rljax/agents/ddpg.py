@@ -9,7 +9,7 @@ scaled to the action bounds) and a critic Q_φ(s, a), each with a target copy (�
 * actor: the deterministic policy gradient ∇_θ J = E[∇_a Q_φ(s, a)|_{a=μ_θ(s)} ∇_θ μ_θ(s)],
   via :func:`rljax.losses.dpg_loss` with ∂Q/∂a from ``jax.grad`` of the critic (as acme does);
 * targets: θ' ← τθ + (1 − τ)θ' and φ' ← τφ + (1 − τ)φ', each from its OWN online network
-  (:func:`rljax.agents.base.soft_update`).
+  (:func:`rljax.agents.optim.soft_update`).
 
 This module is the engine of the DDPG family: ``num_critics`` (an ensemble of critics with the
 minimum target), ``target_noise``/``target_noise_clip`` (target policy smoothing) and
@@ -39,7 +39,7 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, replay
-from rljax.agents import base, off_policy, presets
+from rljax.agents import base, off_policy, optim, presets, protocol
 from rljax.types import Array, Params, PRNGKey, Transition
 
 S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
@@ -152,9 +152,10 @@ def actor_loss(actor_params: Params, critic_params: Params, nets: Nets, obs: Arr
 
 def update_targets(state: DDPGState, tau: Array | float) -> DDPGState:
     """Soft-update each target from its own online network (actor→actor, critic→critic)."""
-    return state._replace(
-        target_actor_params=base.soft_update(state.actor_params, state.target_actor_params, tau),
-        target_critic_params=base.soft_update(state.critic_params, state.target_critic_params, tau),
+    s = state
+    return s._replace(
+        target_actor_params=optim.soft_update(s.actor_params, s.target_actor_params, tau),
+        target_critic_params=optim.soft_update(s.critic_params, s.target_critic_params, tau),
     )
 
 
@@ -177,7 +178,7 @@ def init(key: PRNGKey, config: DDPGConfig, spec: envs.EnvSpec) -> DDPGState:
         critic_opt_state=critic_opt.init(critic_params),
         replay=off_policy.init_replay(config, spec),
         key=key,
-        **base.counters_init(),
+        **protocol.counters_init(),
     )
 
 
@@ -240,7 +241,7 @@ def learn_step(
             qs.append(jnp.mean(q))
     if warmup:
         return s, off_policy.zero_metrics("critic_loss", "actor_loss", "q_mean")
-    actor_params, actor_opt_state, aloss, _ = base.descend(
+    actor_params, actor_opt_state, aloss, _ = optim.descend(
         actor_opt, actor_loss, s.actor_params, s.actor_opt_state, s.critic_params, nets,
         batch.obs, has_aux=False,
     )  # fmt: skip

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from rljax import envs
-from rljax.agents import base
+from rljax.agents import protocol
 from rljax.types import Array, Transition
 
 CLIP, EPS = 10.0, 1e-8
@@ -106,7 +106,7 @@ def scale_rewards(state: NormState, traj: Transition, gamma) -> tuple[Array, Nor
     return scaled, state._replace(return_stats=stats, returns=returns)
 
 
-def wrap(agent: base.Agent) -> base.Agent:
+def wrap(agent: protocol.Agent) -> protocol.Agent:
     """``agent`` with the two options (see the module docstring)."""
 
     def init(key, config, spec: envs.EnvSpec):

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from rljax import envs, losses, networks, replay
-from rljax.agents import base, normalize
+from rljax.agents import base, normalize, optim, protocol
 from rljax.types import Array, Params, PRNGKey, Transition
 
 S, POS = base.static, base.POSITIVE
@@ -198,7 +198,7 @@ def critic_loss(critic_params: Params, nets, spec: envs.EnvSpec, batch, y_t: Arr
 def critic_step(state, optimizer, nets, spec: envs.EnvSpec, batch, y_t: Array):
     """One optimiser step of the critics on :func:`critic_loss`: ``(state, loss, Q [K, B])``,
     the state's ``critic_params`` and ``critic_opt_state`` updated."""
-    params, opt_state, loss, q = base.descend(
+    params, opt_state, loss, q = optim.descend(
         optimizer, critic_loss, state.critic_params, state.critic_opt_state, nets, spec, batch, y_t
     )
     return state._replace(critic_params=params, critic_opt_state=opt_state), loss, q
@@ -216,13 +216,13 @@ def repeat(step, state, keys: Array):
 
 
 def define(name: str, config: type, presets: dict, namespace: dict, steps_field: str):
-    """The :class:`~rljax.agents.base.Agent` record of a replay-based agent module: it collects
+    """The :class:`~rljax.agents.protocol.Agent` record of a replay-based agent module: it collects
     ``num_envs`` x ``config.<steps_field>`` steps per update, acts with ``actor_params``, and
     runs ``config.warmup_updates(spec)`` warm-up updates; the buffer keeps raw observations
     (``replay_obs_stats``)."""
-    return base.define(
+    return protocol.define(
         name, config, presets, namespace,
-        collection=lambda c, spec: base.Collection(c.num_envs, getattr(c, steps_field)),
+        collection=lambda c, spec: protocol.Collection(c.num_envs, getattr(c, steps_field)),
         params=lambda state: state.actor_params,
         warmup_updates=lambda c, spec: c.warmup_updates(spec),
         replay_obs_stats=True,

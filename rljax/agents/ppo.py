@@ -33,7 +33,7 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, returns
-from rljax.agents import base, presets
+from rljax.agents import base, optim, presets, protocol
 from rljax.types import Array, Params, PRNGKey, Transition
 
 S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
@@ -116,7 +116,7 @@ def optimizer(config: PPOConfig, spec: envs.EnvSpec) -> optax.GradientTransforma
     """Adam with global-norm clipping; annealed to 0 over every minibatch step of the run."""
     n = base.num_updates(config.total_steps, config.steps_per_update(spec))
     steps = n * config.num_epochs * config.num_minibatches
-    return base.adam(
+    return optim.adam(
         config.lr, config.max_grad_norm, config.adam_eps, steps if config.anneal_lr else None
     )
 
@@ -126,7 +126,7 @@ def init(key: PRNGKey, config: PPOConfig, spec: envs.EnvSpec) -> PPOState:
     key, net_key = jax.random.split(key)
     params = _network(config, spec)[1](net_key, jnp.zeros(spec.obs_shape, jnp.float32))
     opt_state = optimizer(config, spec).init(params)
-    return PPOState(params, opt_state, key, **base.counters_init())
+    return PPOState(params, opt_state, key, **protocol.counters_init())
 
 
 def make_act(config: PPOConfig, spec: envs.EnvSpec):
@@ -231,15 +231,17 @@ def learn_step(
     def minibatch_step(carry, mb):
         params, opt_state = carry
         grads, info = jax.grad(ppo_loss, argnums=1, has_aux=True)(apply, params, mb, config)
-        params, opt_state = base.optimizer_step(opt, grads, opt_state, params)
+        params, opt_state = optim.optimizer_step(opt, grads, opt_state, params)
         return (params, opt_state), {**info, "grad_norm": optax.tree.norm(grads)}
 
     carry = (state.params, state.opt_state)
-    (params, opt_state), info = base.minibatch_epochs(
+    (params, opt_state), info = optim.minibatch_epochs(
         perm_key, minibatch_step, carry, batch, config.num_epochs, config.num_minibatches
     )
     metrics = {**jax.tree.map(jnp.mean, info), "advantage_mean": adv.mean()}
     return state._replace(params=params, opt_state=opt_state, key=key), metrics
 
 
-AGENT = base.define("ppo", PPOConfig, presets.PPO, globals(), collection=base.steps_collection)
+AGENT = protocol.define(
+    "ppo", PPOConfig, presets.PPO, globals(), collection=protocol.steps_collection
+)

@@ -34,7 +34,7 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, returns
-from rljax.agents import base, presets
+from rljax.agents import base, presets, protocol
 from rljax.types import Array, Params, PRNGKey, Transition
 
 S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
@@ -103,7 +103,7 @@ make_act, make_policy = NETS.make_act, NETS.make_policy
 def init(key: PRNGKey, config: ReinforceConfig, spec: envs.EnvSpec) -> ReinforceState:
     """Fresh parameters and optimiser states for one run (no baseline net without one)."""
     key, params, opt_state = NETS.init(key, config, spec, with_critic=config.baseline)
-    return ReinforceState(params, opt_state, key, **base.counters_init())
+    return ReinforceState(params, opt_state, key, **protocol.counters_init())
 
 
 def learn_step(
@@ -120,11 +120,11 @@ def learn_step(
     return state._replace(params=params, opt_state=opt_state), metrics
 
 
-AGENT = base.define(
+AGENT = protocol.define(
     "reinforce",
     ReinforceConfig,
     presets.REINFORCE,
     globals(),
-    collection=base.steps_collection,
+    collection=protocol.steps_collection,
     params=NETS.params_of,
 )

@@ -34,7 +34,7 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, replay
-from rljax.agents import base, off_policy, presets
+from rljax.agents import base, off_policy, optim, presets, protocol
 from rljax.types import Array, Params, PRNGKey, Transition
 
 S, L, POS = base.static, base.leaf, base.POSITIVE
@@ -173,7 +173,7 @@ def init(key: PRNGKey, config: SACConfig, spec: envs.EnvSpec) -> SACState:
         alpha_opt_state=alpha_opt.init(log_alpha),
         replay=off_policy.init_replay(config, spec),
         key=key,
-        **base.counters_init(),
+        **protocol.counters_init(),
     )
 
 
@@ -216,19 +216,19 @@ def gradient_step(state: SACState, key: PRNGKey, config: SACConfig, spec: envs.E
     alpha = alpha_of(state, config)
     y = td_target(target_key, config, nets, spec, state, batch, alpha)
     state, closs, q = off_policy.critic_step(state, critic_opt, nets, spec, batch, y)
-    actor_params, actor_opt_state, aloss, logp = base.descend(
+    actor_params, actor_opt_state, aloss, logp = optim.descend(
         actor_opt, actor_loss, state.actor_params, state.actor_opt_state, state.critic_params,
         actor_key, nets, spec, batch.obs, alpha,
     )  # fmt: skip
     log_alpha, alpha_opt_state = state.log_alpha, state.alpha_opt_state
     if config.autotune:
-        log_alpha, alpha_opt_state, _, _ = base.descend(
+        log_alpha, alpha_opt_state, _, _ = optim.descend(
             alpha_opt, losses.temperature_loss, log_alpha, alpha_opt_state, logp,
             config.target_entropy(spec), has_aux=False,
         )  # fmt: skip
     state = state._replace(
         actor_params=actor_params,
-        target_critic_params=base.soft_update(
+        target_critic_params=optim.soft_update(
             state.critic_params, state.target_critic_params, config.tau
         ),
         log_alpha=log_alpha,

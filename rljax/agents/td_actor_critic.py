@@ -33,7 +33,7 @@ import optax
 from flax import struct
 
 from rljax import envs, losses, networks, returns
-from rljax.agents import base, presets
+from rljax.agents import base, presets, protocol
 from rljax.types import Array, Params, PRNGKey, Transition
 
 S, L, POS = base.static, base.leaf, base.POSITIVE  # declarative config fields
@@ -115,7 +115,7 @@ def init(key: PRNGKey, config: TDActorCriticConfig, spec: envs.EnvSpec):
     """Fresh parameters and optimiser states for one run."""
     key, params, opt_state = NETS.init(key, config, spec)
     ema = jnp.zeros((), jnp.float32)
-    return TDActorCriticState(params, opt_state, ema, key, **base.counters_init())
+    return TDActorCriticState(params, opt_state, ema, key, **protocol.counters_init())
 
 
 def learn_step(
@@ -133,11 +133,11 @@ def learn_step(
     return new_state, {**info, "ema_return": ema}
 
 
-AGENT = base.define(
+AGENT = protocol.define(
     "td_actor_critic",
     TDActorCriticConfig,
     presets.TD_ACTOR_CRITIC,
     globals(),
-    collection=base.steps_collection,
+    collection=protocol.steps_collection,
     params=NETS.params_of,
 )

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax import envs, evaluation
-from rljax.agents.base import Agent
+from rljax.agents.protocol import Agent
 from rljax.run import loop, parallel, results
 
 

@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from rljax import envs_gymnasium
-from rljax.agents.base import Agent, ConfigError
+from rljax.agents.fields import ConfigError
+from rljax.agents.protocol import Agent
 from rljax.run import loop, parallel, results
 
 EMA_ALPHA = 0.05  # the Keras tutorial's running reward: 0.05 * episode + 0.95 * running

@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from rljax import envs
-from rljax.agents.base import Agent, episode_metrics, num_updates
+from rljax.agents.fields import num_updates
+from rljax.agents.protocol import Agent, episode_metrics
 from rljax.rollout import keep_first_episode, rollout
 from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
 
