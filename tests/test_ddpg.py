@@ -69,7 +69,7 @@ def learning_state(config, seed=0):
 
 def random_batch(key, n=16, terminated=None):
     ko, ka, kr, kn = jax.random.split(key, 4)
-    return ddpg.Experience(
+    return off_policy.Experience(
         obs=jax.random.normal(ko, (n, 3)),
         action=jax.random.uniform(ka, (n, 1), minval=-2, maxval=2),
         reward=jax.random.normal(kr, (n,)),

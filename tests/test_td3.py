@@ -25,7 +25,7 @@ def tiny(**kw) -> td3.TD3Config:
 
 def batch_of(key, n=16, terminated=None):
     ko, ka, kr, kn = jax.random.split(key, 4)
-    return ddpg.Experience(
+    return off_policy.Experience(
         obs=jax.random.normal(ko, (n, 3)),
         action=jax.random.uniform(ka, (n, 1), minval=-2, maxval=2),
         reward=jax.random.normal(kr, (n,)),

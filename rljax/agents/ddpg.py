@@ -71,19 +71,12 @@ class DDPGConfig(off_policy.ReplayConfig):
     target_noise_clip: float = L(0.5, base.NON_NEGATIVE)
 
     agent_name = "ddpg"  # not a field: the --agent name used in messages
+    steps_field = "policy_delay"  # one update collects policy_delay steps per env
 
     def validate(self, spec: envs.EnvSpec) -> None:
         """Raise :class:`~rljax.agents.base.ConfigError` naming the first bad field."""
         base.require_continuous(spec, self.agent_name)
         self.validate_replay(spec)
-
-    def steps_per_update(self, spec: envs.EnvSpec) -> int:
-        """Env steps simulated per update (per seed)."""
-        del spec
-        return self.num_envs * self.policy_delay
-
-
-Experience = off_policy.Experience
 
 
 class DDPGState(NamedTuple):
@@ -121,14 +114,7 @@ def exploration_scale(config: DDPGConfig, env_steps: Array) -> Array:
     )
 
 
-def td_target(
-    key: PRNGKey,
-    config: DDPGConfig,
-    nets: Nets,
-    spec: envs.EnvSpec,
-    state: DDPGState,
-    batch,
-) -> Array:
+def td_target(key: PRNGKey, config: DDPGConfig, nets: Nets, spec, state: DDPGState, batch):
     """y = r + γ(1 − terminated)·min_k Q'_k(s', ã'), ã' = μ'(s') plus clipped smoothing noise."""
     mu_next = nets.actor(state.target_actor_params, batch.next_obs)
     a_next = off_policy.noisy_action(
@@ -256,4 +242,4 @@ def learn_step(
     return s, metrics
 
 
-AGENT = off_policy.define("ddpg", DDPGConfig, presets.DDPG, globals(), steps_field="policy_delay")
+AGENT = off_policy.define("ddpg", DDPGConfig, presets.DDPG, globals())

@@ -40,6 +40,13 @@ class ReplayConfig(base.Normalization):
     activation: str = S("relu", base.one_of(*networks.ACTIVATIONS))
     num_critics: int = S(1, POS)
 
+    steps_field = "num_steps"  # not a field: the config field of the steps per env per update
+
+    def steps_per_update(self, spec: envs.EnvSpec) -> int:
+        """Env steps simulated per update (per seed): ``num_envs`` x the steps field."""
+        del spec
+        return self.num_envs * getattr(self, self.steps_field)
+
     def validate_replay(self, spec: envs.EnvSpec) -> None:
         """Every field's declared check, then the checks between replay fields."""
         base.check_fields(self, spec)
@@ -215,14 +222,14 @@ def repeat(step, state, keys: Array):
     return state, jax.tree.map(lambda x: jnp.mean(x, axis=0), metrics)
 
 
-def define(name: str, config: type, presets: dict, namespace: dict, steps_field: str):
-    """The :class:`~rljax.agents.protocol.Agent` record of a replay-based agent module: it collects
-    ``num_envs`` x ``config.<steps_field>`` steps per update, acts with ``actor_params``, and
-    runs ``config.warmup_updates(spec)`` warm-up updates; the buffer keeps raw observations
-    (``replay_obs_stats``)."""
+def define(name: str, config: type, presets: dict, namespace: dict):
+    """The :class:`~rljax.agents.protocol.Agent` record of a replay-based agent module: it
+    collects ``num_envs`` x ``config.<steps_field>`` steps per update, acts with
+    ``actor_params``, and runs ``config.warmup_updates(spec)`` warm-up updates; the buffer
+    keeps raw observations (``replay_obs_stats``)."""
     return protocol.define(
         name, config, presets, namespace,
-        collection=lambda c, spec: protocol.Collection(c.num_envs, getattr(c, steps_field)),
+        collection=lambda c, spec: protocol.Collection(c.num_envs, getattr(c, c.steps_field)),
         params=lambda state: state.actor_params,
         warmup_updates=lambda c, spec: c.warmup_updates(spec),
         replay_obs_stats=True,

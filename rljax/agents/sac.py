@@ -56,13 +56,9 @@ class SACConfig(off_policy.ReplayConfig):
     alpha_lr: float = L(3e-3, base.POSITIVE_FLOAT, help="temperature learning rate")
     gamma: float = L(0.99, base.PROBABILITY)
     tau: float = L(0.02, base.interval(0.0, 1.0, low_open=True))
-    alpha: float = L(
-        1.0, base.POSITIVE_FLOAT, help="initial temperature α (autotune) or the fixed α"
-    )
+    alpha: float = L(1.0, base.POSITIVE_FLOAT, help="initial α (autotune) or the fixed α")
     target_entropy_ratio: float = L(
-        1.0,
-        base.NON_NEGATIVE,
-        help="target entropy H̄ = −ratio·|A| (Box) or ratio·log|A| (Discrete)",
+        1.0, base.NON_NEGATIVE, help="target entropy H̄ = −ratio·|A| (Box), ratio·log|A| (Discrete)"
     )
 
     agent_name = "sac"  # not a field: the --agent name used in messages
@@ -75,11 +71,6 @@ class SACConfig(off_policy.ReplayConfig):
                 "--target-entropy-ratio must be in [0, 1] for discrete actions (a fraction "
                 f"of the maximum entropy log|A|), got {self.target_entropy_ratio!r}"
             )
-
-    def steps_per_update(self, spec: envs.EnvSpec) -> int:
-        """Env steps simulated per update (per seed)."""
-        del spec
-        return self.num_envs * self.num_steps
 
     def target_entropy(self, spec: envs.EnvSpec) -> Array | float:
         """H̄: −ratio·|A| for continuous actions, ratio·log|A| for discrete ones."""
@@ -226,11 +217,10 @@ def gradient_step(state: SACState, key: PRNGKey, config: SACConfig, spec: envs.E
             alpha_opt, losses.temperature_loss, log_alpha, alpha_opt_state, logp,
             config.target_entropy(spec), has_aux=False,
         )  # fmt: skip
+    targets = optim.soft_update(state.critic_params, state.target_critic_params, config.tau)
     state = state._replace(
         actor_params=actor_params,
-        target_critic_params=optim.soft_update(
-            state.critic_params, state.target_critic_params, config.tau
-        ),
+        target_critic_params=targets,
         log_alpha=log_alpha,
         actor_opt_state=actor_opt_state,
         alpha_opt_state=alpha_opt_state,
@@ -253,8 +243,7 @@ def learn_step(
     key, *keys = jax.random.split(state.key, config.gradient_steps + 1)
     state = state._replace(key=key)
     step = lambda s, k: gradient_step(s, k, config, spec)  # noqa: E731
-    state, metrics = off_policy.repeat(step, state, jnp.stack(keys))
-    return state, metrics
+    return off_policy.repeat(step, state, jnp.stack(keys))
 
 
-AGENT = off_policy.define("sac", SACConfig, presets.SAC, globals(), steps_field="num_steps")
+AGENT = off_policy.define("sac", SACConfig, presets.SAC, globals())
