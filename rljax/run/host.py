@@ -117,15 +117,14 @@ class HostRuns(results.Runs):
             state.key, state.agent, obs, policy=self.policies[False]
         )
         shapes = _traj_shapes(self.coll.num_steps, obs, action, log_prob)
+
         # The state is donated: the learning step updates it in place instead of copying it
         # every call (a replay agent's buffer is most of it). Every call replaces `state`.
-        self.learners = {
-            w: jax.jit(jax.vmap(loop.learn_fn(agent, config, spec, w)), donate_argnums=0).lower(
-                state, shapes
-            )
-            for w in phases
-        }
-        self.learners = {w: fn.compile() for w, fn in self.learners.items()}
+        def learner(warmup: bool):
+            learn = jax.vmap(loop.learn_fn(agent, config, spec, warmup))
+            return jax.jit(learn, donate_argnums=0).lower(state, shapes).compile()
+
+        self.learners = {w: learner(w) for w in phases}
 
     def chunk(self, state, start: int, length: int):
         """``(state, per_seed, env_steps[S], finite[S])`` after updates ``start .. + length``."""
