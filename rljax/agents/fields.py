@@ -208,8 +208,8 @@ class RolloutConfig(Normalization):
     """The fields of an agent that plays ``num_steps`` steps in each of ``num_envs``
     environments per update with MLP networks, and its ``steps_per_update``.
 
-    The defaults are A2C's; an agent's config redeclares a field to change its default or
-    its meaning (the field keeps its place in the order).
+    The defaults are A2C's (except its budget); an agent's config redeclares a field to change
+    its default or its meaning (the field keeps its place in the order).
     """
 
     total_steps: int = static(500_000, POSITIVE)
