@@ -42,10 +42,14 @@ class ReplayConfig(base.Normalization):
 
     steps_field = "num_steps"  # not a field: the config field of the steps per env per update
 
+    def steps_per_env(self) -> int:
+        """Env steps each env plays per update: the value of the ``steps_field`` field."""
+        return getattr(self, self.steps_field)
+
     def steps_per_update(self, spec: envs.EnvSpec) -> int:
-        """Env steps simulated per update (per seed): ``num_envs`` x the steps field."""
+        """Env steps simulated per update (per seed): ``num_envs`` x :meth:`steps_per_env`."""
         del spec
-        return self.num_envs * getattr(self, self.steps_field)
+        return self.num_envs * self.steps_per_env()
 
     def validate_replay(self, spec: envs.EnvSpec) -> None:
         """Every field's declared check, then the checks between replay fields."""
@@ -224,12 +228,12 @@ def repeat(step, state, keys: Array):
 
 def define(name: str, config: type, presets: dict, namespace: dict):
     """The :class:`~rljax.agents.protocol.Agent` record of a replay-based agent module: it
-    collects ``num_envs`` x ``config.<steps_field>`` steps per update, acts with
+    collects ``num_envs`` x ``config.steps_per_env()`` steps per update, acts with
     ``actor_params``, and runs ``config.warmup_updates(spec)`` warm-up updates; the buffer
     keeps raw observations (``replay_obs_stats``)."""
     return protocol.define(
         name, config, presets, namespace,
-        collection=lambda c, spec: protocol.Collection(c.num_envs, getattr(c, c.steps_field)),
+        collection=lambda c, spec: protocol.Collection(c.num_envs, c.steps_per_env()),
         params=lambda state: state.actor_params,
         warmup_updates=lambda c, spec: c.warmup_updates(spec),
         replay_obs_stats=True,
