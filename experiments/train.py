@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import math
 import shutil
 import sys
 import zlib
@@ -60,9 +61,12 @@ def _parser(agent_name: str, preset: str = "default") -> argparse.ArgumentParser
     p.add_argument(
         "--running-threshold",
         type=float,
+        nargs="+",
         default=None,
-        help="gymnasium:ID envs only: also report when each seed's running reward (EMA 0.05 "
-        "of episode returns, the Keras tutorial's) first passes this value",
+        metavar="R",
+        help="also report when each seed's running reward (EMA 0.05 of episode returns, the "
+        "Keras tutorial's) first passes each of these values (the env's solved threshold is "
+        "always reported)",
     )
     p.add_argument(
         "--preset",
@@ -394,6 +398,9 @@ def checked_run(argv: list[str], multi: bool) -> Run:
         args.devices or ("all" if multi else "auto"), args.num_seeds
     )
     args.seed_block = parse_seed_block(args.seed_block)
+    for r in args.running_threshold or ():
+        if not math.isfinite(r):
+            raise UsageError(f"--running-threshold {r}: must be a finite number")
     if multi:
         check_processes(args)
     parallel.check_devices(args.devices, args.num_seeds)
@@ -523,7 +530,7 @@ def train(run: Run, multi: bool) -> int:
             seed_block=args.seed_block,
             resume=args.resume is not None,
             vector_mode=args.vector_mode,
-            running_thresholds=() if args.running_threshold is None else (args.running_threshold,),
+            running_thresholds=tuple(args.running_threshold or ()),
             extra_summary={"preset": args.preset},
             trackers=tracking,
             stop_when_solved=args.stop_when_solved,

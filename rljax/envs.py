@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
+from rljax import _checks
 from rljax.types import Array, EpisodeWindow, PRNGKey
 
 # Environments rljax trains on, with their "solved" return threshold (None: no threshold).
@@ -154,13 +155,50 @@ def episode_window_init(window: int = 100) -> EpisodeWindow:
         returns=jnp.zeros((window,), jnp.float32),
         count=jnp.zeros((), jnp.int32),
         solved_at=jnp.full((), -1, jnp.int32),
+        running=jnp.zeros((), jnp.float32),
     )
+
+
+RUNNING_ALPHA = 0.05  # the Keras tutorial's running reward: 0.05 * episode + 0.95 * running
+
+
+def running_rewards(
+    running: Array, episode_return: Array, done: Array, alpha: float | Array = RUNNING_ALPHA
+) -> Array:
+    """The running reward after each element of a batch: ``r <- alpha * G + (1 - alpha) * r``
+    at every completed episode, in the order they ended (the Keras tutorial's, alpha 0.05).
+
+    Args:
+      running: the running reward before the batch, [].
+      episode_return: returns of episodes, any shape (e.g. [T, N], flattened in C order: time
+        first, so episodes are folded in the order they ended).
+      done: where an episode ended, same shape.
+      alpha: the weight of each new episode.
+
+    Returns:
+      [K] (K = ``episode_return.size``): the running reward after element k; unchanged where
+      no episode ended. The last entry is the running reward after the batch.
+    """
+    _checks.same_shape("running_rewards", episode_return=episode_return, done=done)
+    _checks.shape_is("running_rewards", "running", running, (), "a scalar")
+    d = done.reshape(-1).astype(bool)
+    ret = episode_return.reshape(-1).astype(jnp.float32)
+    # r_k = a_k * r_{k-1} + b_k, composed with an associative scan (log depth, no division).
+    a = jnp.where(d, 1.0 - alpha, 1.0).astype(jnp.float32)
+    b = jnp.where(d, alpha * ret, 0.0).astype(jnp.float32)
+
+    def compose(x, y):  # x first, then y
+        return y[0] * x[0], y[0] * x[1] + y[1]
+
+    a, b = jax.lax.associative_scan(compose, (a, b))
+    return a * running + b
 
 
 def episode_window_update(
     window: EpisodeWindow, episode_return: Array, done: Array, threshold: float | None
 ) -> EpisodeWindow:
-    """Append the episodes completed in a batch, in order, and check the solved criterion.
+    """Append the episodes completed in a batch, in order, and check the solved criterion;
+    fold them into the running reward (:func:`running_rewards`).
 
     A run is solved at the first completed episode after which the mean return of the last
     ``len(window.returns)`` episodes is at least ``threshold``; ``solved_at`` records how many
@@ -195,4 +233,5 @@ def episode_window_update(
         (window.solved_at < 0) & solved_now.any(), window.count + first + 1, window.solved_at
     )
     new_returns = jax.lax.dynamic_slice(seq, (n_new,), (size,))
-    return EpisodeWindow(new_returns, window.count + n_new, solved_at.astype(jnp.int32))
+    running = running_rewards(window.running, episode_return, done)[-1]
+    return EpisodeWindow(new_returns, window.count + n_new, solved_at.astype(jnp.int32), running)

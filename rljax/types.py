@@ -38,9 +38,11 @@ class Transition(NamedTuple):
 class EpisodeWindow(NamedTuple):
     """The last `window` completed training episodes of one run, oldest first.
 
-    Used for the classic "solved" criterion (mean of the last 100 episodes >= threshold).
+    Used for the classic "solved" criterion (mean of the last 100 episodes >= threshold),
+    with the Keras tutorial's running reward (:func:`rljax.envs.running_rewards`).
     """
 
     returns: Array  # shape=(window,), dtype=float32; oldest first, valid where filled.
     count: Array  # shape=(), dtype=int32; completed episodes so far.
     solved_at: Array  # shape=(), dtype=int32; episodes when first solved, or -1.
+    running: Array  # shape=(), dtype=float32; the Keras running reward (0 before any episode).

@@ -425,6 +425,7 @@ class NpWindow:
         self.returns = [0.0] * size
         self.count = 0
         self.solved_at = -1
+        self.running = 0.0  # the Keras running reward, one episode at a time (float64)
 
     def update(self, episode_return, done, threshold):
         for r, d in zip(np.ravel(episode_return), np.ravel(done), strict=True):
@@ -432,6 +433,7 @@ class NpWindow:
                 continue
             self.returns.append(float(r))
             self.count += 1
+            self.running = 0.05 * float(r) + 0.95 * self.running
             last = self.returns[-self.size :]
             if (
                 self.solved_at < 0
@@ -445,6 +447,7 @@ class NpWindow:
         np.testing.assert_allclose(window.returns, self.returns[-self.size :], rtol=0, atol=0)
         assert int(window.count) == self.count
         assert int(window.solved_at) == self.solved_at
+        np.testing.assert_allclose(float(window.running), self.running, rtol=1e-5, atol=1e-5)
 
 
 def test_episode_window_init():
@@ -516,6 +519,32 @@ def test_episode_window_solved_at_never_changes():
         ref.update(ret, done, threshold)
         ref.check(w)
         assert int(w.solved_at) == 5
+
+
+def test_running_rewards_vs_numpy():
+    """Each element's running reward: folded one completed episode at a time, in C order;
+    unchanged where no episode ended; any alpha."""
+    rng = np.random.default_rng(3)
+    for shape, alpha in (((1,), 0.05), ((7, 3), 0.05), ((50, 4), 0.3), ((6, 2), 1.0)):
+        ret = rng.normal(0.0, 100.0, size=shape).astype(np.float32)
+        done = rng.random(shape) < 0.4
+        start = float(rng.normal(0.0, 50.0))
+        out = np.asarray(envs.running_rewards(jnp.float32(start), ret, done, alpha))
+        ref, r = [], start
+        for g, d in zip(ret.ravel(), done.ravel(), strict=True):
+            r = alpha * float(g) + (1.0 - alpha) * r if d else r
+            ref.append(r)
+        chex.assert_shape(out, (ret.size,))
+        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-3)
+    never = envs.running_rewards(jnp.float32(7.0), ret, np.zeros(shape, bool))
+    np.testing.assert_array_equal(never, 7.0)  # no episode: unchanged, exactly
+
+
+def test_running_rewards_shape_mismatch_names_arguments():
+    with pytest.raises(ValueError, match="running_rewards: .*done"):
+        envs.running_rewards(jnp.float32(0.0), np.zeros((3, 2)), np.zeros((3,), bool))
+    with pytest.raises(ValueError, match="running_rewards: running"):
+        envs.running_rewards(jnp.zeros(2), np.zeros((3, 2)), np.zeros((3, 2), bool))
 
 
 def test_episode_window_random_vs_numpy_jit():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ SAC = ["--agent", "sac", "--env", "Pendulum-v1"]
         (["--env", "cartpole-v1"], "did you mean 'CartPole-v1'?"),
         (["--preset", "nosuch"], "valid: default, keras"),
         (["--activation", "gelu"], "choose from 'relu'"),
+        (["--running-threshold", "100", "nan"], "--running-threshold"),
     ],
 )
 def test_bad_input_one_line_exit_2_no_output(refused, argv, needle):
@@ -342,3 +344,33 @@ def test_stop_when_solved_ends_at_the_chunk_where_every_seed_is_solved(tmp_path,
 
 def test_stop_when_solved_needs_a_solved_threshold(refused):
     refused(train.main, ["--agent", "ddpg", "--env", "Pendulum-v1", "--stop-when-solved"], "thresh")
+
+
+def test_running_reward_thresholds_on_gymnax_match_the_episodes(tmp_path):
+    """Keras preset on gymnax CartPole: one episode per update and one update per chunk, so
+    metrics.csv holds every episode's return; the running reward (EMA 0.05, from 0) rebuilt
+    from them gives the summary's final values and the episode at which each passed."""
+    out = tmp_path / "run"
+    argv = ["--preset", "keras", "--num-seeds", "2", "--total-steps", "6000", "--num-chunks"]
+    argv += ["12", "--eval-episodes", "2", "--running-threshold", "5", "8", "--quiet"]
+    assert train.main([*argv, "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    passed = s["running_reward_passed_at"]
+    assert set(passed) == {"5.0", "8.0", "475.0"}
+    for seed in range(2):
+        returns = [float(r["episode_return"]) for r in rows if int(r["seed"]) == seed]
+        assert len(returns) == 12 and all(int(r["episodes"]) == 1 for r in rows)
+        ema, first = 0.0, {5.0: None, 8.0: None, 475.0: None}
+        for i, g in enumerate(returns, start=1):
+            ema = 0.05 * g + 0.95 * ema
+            for thr in first:
+                if first[thr] is None and ema >= thr:
+                    first[thr] = i
+        got = float([r for r in rows if int(r["seed"]) == seed][-1]["running_reward"])
+        np.testing.assert_allclose(s["running_reward"][seed], ema, rtol=1e-4)
+        np.testing.assert_allclose(got, ema, rtol=1e-4)
+        for thr in (5.0, 8.0, 475.0):
+            assert passed[str(thr)]["episodes"][seed] == first[thr]
+    assert passed["5.0"]["fraction"] == 1.0  # a random policy's running reward passes 5
+    assert passed["475.0"]["fraction"] == 0.0

@@ -86,7 +86,8 @@ class RunOptions:
       devices: devices to shard the runs over (gymnax; every process's devices counted).
       seed_block: runs per vmapped block on each device (``"auto"``: 64 on CPU, else one vmap).
       vector_mode: Gymnasium vector envs, ``"sync"`` or ``"async"`` (host envs).
-      running_thresholds: Keras running-reward thresholds to report (host envs).
+      running_thresholds: Keras running-reward thresholds to report (with the env's solved
+        threshold): the episode count at which each run's running reward first reached each.
       extra_summary: more fields for ``summary.json``.
       on_chunk: ``on_chunk(i, state)`` after chunk ``i``.
       trackers: an :class:`rljax.io.trackers.Trackers` to log each chunk to.
@@ -134,7 +135,16 @@ def make_runs(agent: Agent, config, env_name: str, num_seeds: int, seed: int, op
     configs = opts.run_configs
     if configs is None:  # every run shares the config
         configs = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_seeds, *jnp.shape(x))), config)
-    return GymnaxRuns(agent, config, env_name, keys, configs, opts.devices, opts.seed_block)
+    return GymnaxRuns(
+        agent,
+        config,
+        env_name,
+        keys,
+        configs,
+        opts.devices,
+        opts.seed_block,
+        opts.running_thresholds,
+    )
 
 
 def train_and_evaluate(
@@ -251,6 +261,8 @@ def _train(runs, config, lengths, out: Path, opts: RunOptions, primary: bool, me
 
     t = time.perf_counter()
     state, done, mngr, meta = _start(runs, config, out, opts, meta)
+    if done:
+        runs.running.resume(*parallel.to_host((state.window.count, state.window.running)))
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
     runs.compile(state, list(zip(starts, lengths, strict=True))[done:])
     timing = {"compile_time_s": round(time.perf_counter() - t, 3)}

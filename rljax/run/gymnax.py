@@ -24,12 +24,15 @@ class GymnaxRuns(results.Runs):
     """S runs of one agent on one gymnax env (see :func:`rljax.run.experiment.train_and_evaluate`).
 
     ``keys`` [S] are the runs' keys, ``run_configs`` the config with a leading run axis on its
-    float leaves, ``devices``/``seed_block`` the layout (:mod:`rljax.run.parallel`).
+    float leaves, ``devices``/``seed_block`` the layout (:mod:`rljax.run.parallel`),
+    ``thresholds`` running-reward thresholds to report (with the env's solved threshold).
     """
 
     checkpoints = True
 
-    def __init__(self, agent: Agent, config, env_name, keys, run_configs, devices, seed_block):
+    def __init__(
+        self, agent: Agent, config, env_name, keys, run_configs, devices, seed_block, thresholds=()
+    ):
         self.agent, self.config = agent, config
         self.env, self.env_params = envs.make(env_name)
         self.spec = envs.spec(self.env, self.env_params)
@@ -41,6 +44,8 @@ class GymnaxRuns(results.Runs):
         self.train_keys = parallel.put(keys, self.sharding)
         self.summary = {"seed_block": self.block, "devices": devices}
         self.summary["backend"] = jax.default_backend()
+        limit = () if self.spec.solved_threshold is None else (self.spec.solved_threshold,)
+        self.running = results.RunningRewards(num_runs, {*thresholds, *limit})
 
     def _map(self, fn):
         return parallel.map_runs(fn, self.block, self.sharding)
@@ -80,7 +85,9 @@ class GymnaxRuns(results.Runs):
     def chunk(self, state, start: int, length: int):
         """``(state, per_seed, env_steps[S], finite[S])`` after updates ``start .. + length``."""
         state, metrics = self._compiled[self._parts[start]](state, self.run_configs)
-        per_seed = results.summarise_chunk(parallel.to_host(metrics))
+        metrics = parallel.to_host(metrics)
+        self.running.update_metrics(metrics)
+        per_seed = results.summarise_chunk(metrics)
         finite = parallel.to_host(self._finite(self.agent.params(state.agent)))
         steps = (start + length) * self.config.steps_per_update(self.spec)
         return state, per_seed, np.full(len(finite), steps), finite
@@ -130,7 +137,7 @@ class GymnaxRuns(results.Runs):
         return updates * self.config.steps_per_update(self.spec) * num_runs / max(seconds, 1e-9)
 
     def final_summary(self) -> dict[str, Any]:
-        return {}
+        return self.running.summary()
 
     def close(self) -> None:
         pass

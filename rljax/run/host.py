@@ -9,7 +9,6 @@ learning step as on gymnax. No checkpoints: Gymnasium env state lives in the hos
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from rljax.agents.fields import ConfigError
 from rljax.agents.protocol import Agent
 from rljax.run import loop, parallel, results
 
-EMA_ALPHA = 0.05  # the Keras tutorial's running reward: 0.05 * episode + 0.95 * running
-
 
 def env_seeds(seed: int, num_seeds: int, stream: int) -> list[int]:
     """Run ``i``'s Gymnasium seed, from ``(seed, i, stream)`` only.
@@ -33,40 +30,6 @@ def env_seeds(seed: int, num_seeds: int, stream: int) -> list[int]:
         int(np.random.SeedSequence([seed, i, stream]).generate_state(1)[0] & 0x7FFFFFFF)
         for i in range(num_seeds)
     ]
-
-
-class RunningRewards:
-    """Each seed's Keras running reward (EMA 0.05 of completed-episode returns, in order) and
-    the episode count at which it first reached each threshold (None: never)."""
-
-    def __init__(self, num_seeds: int, thresholds: Sequence[float]):
-        self.ema = np.zeros((num_seeds,), np.float64)
-        self.count = np.zeros((num_seeds,), np.int64)
-        self.thresholds = sorted(thresholds)
-        self.passed: dict[float, list] = {thr: [None] * num_seeds for thr in self.thresholds}
-
-    def update(self, traj: Any) -> None:
-        done = np.asarray(traj.done)  # [S, T, N]
-        rets = np.asarray(traj.episode_return)
-        for s in range(done.shape[0]):
-            for r in rets[s][done[s]]:  # time-major, then env: the order episodes ended
-                self.ema[s] = EMA_ALPHA * r + (1.0 - EMA_ALPHA) * self.ema[s]
-                self.count[s] += 1
-                for thr in self.thresholds:
-                    if self.passed[thr][s] is None and self.ema[s] >= thr:
-                        self.passed[thr][s] = int(self.count[s])
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "running_reward": [round(float(x), 4) for x in self.ema],
-            "running_reward_passed_at": {
-                str(thr): {
-                    "episodes": self.passed[thr],
-                    "fraction": float(np.mean([p is not None for p in self.passed[thr]])),
-                }
-                for thr in self.thresholds
-            },
-        }
 
 
 class HostRuns(results.Runs):
@@ -95,7 +58,7 @@ class HostRuns(results.Runs):
         )
         self.keys, self.streams = keys, jax.vmap(loop.streams)(keys)
         limit = () if self.spec.solved_threshold is None else (self.spec.solved_threshold,)
-        self.running = RunningRewards(self.num_runs, {*thresholds, *limit})
+        self.running = results.RunningRewards(self.num_runs, {*thresholds, *limit})
         self.learned = np.zeros((self.num_runs,), np.int64)  # env steps learned from
         self.n_warm = agent.warmup_updates(config, self.spec)
         self.summary = {
@@ -146,7 +109,6 @@ class HostRuns(results.Runs):
             chunk.append(metrics)
         stacked = jax.tree.map(lambda *xs: np.stack(xs, axis=1), *jax.device_get(chunk))
         per_seed = results.summarise_chunk(stacked)
-        per_seed["ema_return"] = self.running.ema.copy()
         leaves = [np.asarray(x) for x in jax.tree.leaves(self.agent.params(state.agent))]
         finite = np.all([np.isfinite(x).reshape(x.shape[0], -1).all(1) for x in leaves], axis=0)
         return state, per_seed, self.learned.copy(), finite

@@ -12,12 +12,15 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+
+from rljax import envs
 
 RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "episode.gif")
 PACKAGES = ("rljax", "jax", "jaxlib", "flax", "optax", "distrax", "chex", "gymnax", "gymnasium")
@@ -57,13 +60,79 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
 
 
+class RunningRewards:
+    """Each seed's Keras running reward (:func:`rljax.envs.running_rewards`: EMA 0.05 of its
+    completed-episode returns, in order) and the episode count at which it first reached each
+    threshold (None: never).
+
+    Fed either every episode (:meth:`update`, host envs: exact) or each update's in-jit
+    metrics (:meth:`update_metrics`, gymnax: a threshold first reached during an update is
+    recorded at the episode count at that update's end, exact when updates complete at most
+    one episode per seed, as in Monte-Carlo modes).
+    """
+
+    def __init__(self, num_seeds: int, thresholds: Sequence[float]):
+        self.ema = np.zeros((num_seeds,), np.float64)
+        self.count = np.zeros((num_seeds,), np.int64)
+        self.thresholds = sorted(thresholds)
+        self.passed: dict[float, list] = {thr: [None] * num_seeds for thr in self.thresholds}
+
+    def resume(self, count: Any, running: Any) -> None:
+        """Continue from a restored state's episode counts and running rewards [S]. Thresholds
+        reached before the resume are not known: their first crossing after it is reported."""
+        self.count = np.asarray(count, np.int64).copy()
+        self.ema = np.asarray(running, np.float64).copy()
+
+    def _check(self, s: int, value: float) -> None:
+        for thr in self.thresholds:
+            if self.passed[thr][s] is None and value >= thr:
+                self.passed[thr][s] = int(self.count[s])
+
+    def update(self, traj: Any) -> None:
+        """Fold in a batch's episodes, one by one (``traj`` leaves [S, T, N])."""
+        done = np.asarray(traj.done)
+        rets = np.asarray(traj.episode_return)
+        for s in range(done.shape[0]):
+            for r in rets[s][done[s]]:  # time-major, then env: the order episodes ended
+                self.ema[s] = envs.RUNNING_ALPHA * r + (1.0 - envs.RUNNING_ALPHA) * self.ema[s]
+                self.count[s] += 1
+                self._check(s, self.ema[s])
+
+    def update_metrics(self, metrics: dict[str, Any]) -> None:
+        """Fold in a chunk's per-update metrics ([S, U]: ``episode_count``,
+        ``running_reward``, ``running_reward_peak``) from :func:`rljax.agents.protocol.
+        episode_metrics`."""
+        count = np.asarray(metrics["episode_count"])
+        last = np.asarray(metrics["running_reward"], np.float64)
+        peak = np.asarray(metrics["running_reward_peak"], np.float64)
+        for u in range(count.shape[1]):
+            self.count += count[:, u]
+            self.ema = last[:, u]
+            for s in np.flatnonzero(count[:, u] > 0):
+                self._check(s, peak[s, u])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "running_reward": [round(float(x), 4) for x in self.ema],
+            "running_reward_passed_at": {
+                str(thr): {
+                    "episodes": self.passed[thr],
+                    "fraction": float(np.mean([p is not None for p in self.passed[thr]])),
+                }
+                for thr in self.thresholds
+            },
+        }
+
+
 def summarise_chunk(metrics: dict[str, Any]) -> dict[str, np.ndarray]:
     """Per-seed values of a chunk's metrics ([S, U] arrays -> [S]).
 
     ``episode_return`` is the mean return of the episodes completed in the chunk (NaN if none),
-    ``ema_*`` metrics take their last value, the others their mean over the chunk's updates.
+    ``running_reward`` and ``ema_*`` metrics take their last value, the others their mean over
+    the chunk's updates (``running_reward_peak`` is left to :class:`RunningRewards`).
     """
     m = {k: np.asarray(v) for k, v in metrics.items()}
+    m.pop("running_reward_peak", None)
     count = m.pop("episode_count").sum(1)
     total = m.pop("episode_return_sum").sum(1)
     out = {
@@ -71,7 +140,8 @@ def summarise_chunk(metrics: dict[str, Any]) -> dict[str, np.ndarray]:
         "episode_return": np.where(count > 0, total / np.maximum(count, 1), np.nan),
     }
     for k, v in m.items():
-        out[k] = v[:, -1] if k.startswith("ema_") else v.mean(1)
+        last = k.startswith("ema_") or k == "running_reward"
+        out[k] = v[:, -1] if last else v.mean(1)
     return out
 
 
