@@ -45,7 +45,54 @@ def rollout(
       final observation at episode ends, so values of it give truncation-correct bootstraps.
     """
 
-    def _body(carry, step_key):
+    step = _step_fn(policy, env, env_params, env_action)
+    unroll = step_keys.shape[0] <= UNROLL_STEPS  # short rollouts (off-policy agents): unrolled
+    (env_state, obs), traj = jax.lax.scan(step, (env_state, obs), step_keys, unroll=unroll)
+    return env_state, obs, traj
+
+
+def rollout_episodes(
+    step_keys: PRNGKey,
+    policy: Policy,
+    env: Any,
+    env_params: Any,
+    env_state: envs.VecEnvState,
+    obs: Array,
+    env_action: Callable[[Array], Array] | None = None,
+) -> Transition:
+    """:func:`rollout` for at most T steps, stopping once every env has ended an episode.
+
+    For one-episode-per-env collection (Monte-Carlo modes): step t is the same as
+    :func:`rollout`'s up to the step where the last env's first episode ends; the steps after
+    it are not simulated and hold zeros (``done`` False). Under ``vmap`` the loop runs until
+    every batch member is done. Returns the [T, N] transitions.
+    """
+    step = _step_fn(policy, env, env_params, env_action)
+    horizon = step_keys.shape[0]
+    one = jax.eval_shape(lambda: step((env_state, obs), step_keys[0])[1])
+    buf = jax.tree.map(lambda x: jnp.zeros((horizon, *x.shape), x.dtype), one)
+    ended = jnp.zeros(obs.shape[:1], bool)
+
+    def cond(carry):
+        t, _, _, _, ended = carry
+        return (t < horizon) & ~ended.all()
+
+    def body(carry):
+        t, env_state, obs, buf, ended = carry
+        (env_state, obs), tr = step((env_state, obs), step_keys[t])
+        buf = jax.tree.map(lambda b, x: jax.lax.dynamic_update_index_in_dim(b, x, t, 0), buf, tr)
+        return t + 1, env_state, obs, buf, ended | tr.done
+
+    t0 = jnp.zeros((), jnp.int32)
+    *_, traj, _ = jax.lax.while_loop(cond, body, (t0, env_state, obs, buf, ended))
+    return traj
+
+
+def _step_fn(policy: Policy, env: Any, env_params: Any, env_action):
+    """``step((env_state, obs), key) -> ((env_state, next_obs), transition)``: one step of
+    ``policy`` in every env (the key split into the action's and the envs' keys)."""
+
+    def step(carry, step_key):
         env_state, obs = carry
         act_key, env_key = jax.random.split(step_key)
         action, log_prob = policy(act_key, obs)
@@ -66,9 +113,7 @@ def rollout(
         )
         return (env_state, next_obs), transition
 
-    unroll = step_keys.shape[0] <= UNROLL_STEPS  # short rollouts (off-policy agents): unrolled
-    (env_state, obs), traj = jax.lax.scan(_body, (env_state, obs), step_keys, unroll=unroll)
-    return env_state, obs, traj
+    return step
 
 
 def completed_episodes(traj: Transition) -> tuple[Array, Array]:

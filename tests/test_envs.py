@@ -407,6 +407,38 @@ def test_completed_episodes_vs_numpy():
     assert int(count_j) == int(count)
 
 
+def random_policy(key, obs):
+    n = obs.shape[0]
+    return jax.random.randint(key, (n,), 0, 2), jnp.zeros((n,), jnp.float32)
+
+
+def test_rollout_episodes_matches_rollout_until_every_env_has_ended():
+    """The same steps as rollout's up to the last env's first episode end, zeros after it,
+    under vmap over seeds too (each seed stops at its own last env)."""
+    env, params = make("CartPole-v1")
+    T, n = 120, 4
+
+    def both(key):
+        reset_key, roll_key = jax.random.split(key)
+        state, obs = envs.reset(reset_key, env, params, n)
+        keys = jax.random.split(roll_key, T)
+        full = rollout.rollout(keys, random_policy, env, params, state, obs)[2]
+        return full, rollout.rollout_episodes(keys, random_policy, env, params, state, obs)
+
+    full, short = jax.jit(jax.vmap(both))(jax.random.split(jax.random.key(5), 3))
+    full, short = jax.tree.map(np.asarray, (full, short))
+    ends = []
+    for s in range(3):
+        done = full.done[s]  # [T, N]
+        assert done.any(0).all()  # every env ends an episode within T (random CartPole)
+        last = int(max(np.argmax(done[:, i]) for i in range(n)))
+        ends.append(last)
+        for f, g in zip(jax.tree.leaves(full), jax.tree.leaves(short), strict=True):
+            np.testing.assert_array_equal(g[s, : last + 1], f[s, : last + 1])
+            np.testing.assert_array_equal(g[s, last + 1 :], 0)
+    assert len(set(ends)) > 1  # the seeds stopped at different steps
+
+
 # --------------------------------------------------------------------------------------------
 # Solved-criterion window
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from rljax import envs
 from rljax.agents.fields import num_updates
 from rljax.agents.protocol import Agent, episode_metrics
-from rljax.rollout import keep_first_episode, rollout
+from rljax.rollout import keep_first_episode, rollout, rollout_episodes
 from rljax.types import Array, EpisodeWindow, PRNGKey, Transition
 
 
@@ -86,7 +86,7 @@ def collect_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env, env_params, w
             reset_key, roll_key = jax.random.split(update_key)
             env_state, obs = envs.reset(reset_key, env, env_params, coll.num_envs)
             step_keys = jax.random.split(roll_key, coll.num_steps)
-            _, _, traj = rollout(step_keys, act, env, env_params, env_state, obs, to_env)
+            traj = rollout_episodes(step_keys, act, env, env_params, env_state, obs, to_env)
             return key, carry.env_state, carry.obs, keep_first_episode(traj)
         step_keys = jax.random.split(update_key, coll.num_steps)
         env_state, obs, traj = rollout(
