@@ -97,14 +97,9 @@ def td_actor_critic_loss(logits_fn, value_fn, params: dict, traj, config: TDActo
 
 
 def ema_update(ema: Array, episode_return: Array, done: Array, alpha: Array | float) -> Array:
-    """Fold the completed episodes of a [T, N] batch into an EMA, in the order they ended."""
-
-    def _body(e, x):
-        g, d = x
-        return jnp.where(d, alpha * g + (1.0 - alpha) * e, e), None
-
-    ema, _ = jax.lax.scan(_body, ema, (episode_return.reshape(-1), done.reshape(-1)))
-    return ema
+    """Fold the completed episodes of a [T, N] batch into an EMA, in the order they ended
+    (:func:`rljax.envs.running_rewards` with weight ``alpha``)."""
+    return envs.running_rewards(ema, episode_return, done, alpha)[-1]
 
 
 NETS = base.SeparateActorCritic(("actor", "critic"), "critic_lr")
