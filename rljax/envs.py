@@ -162,11 +162,11 @@ def episode_window_init(window: int = 100) -> EpisodeWindow:
 RUNNING_ALPHA = 0.05  # the Keras tutorial's running reward: 0.05 * episode + 0.95 * running
 
 
-def running_rewards(
+def running_reward(
     running: Array, episode_return: Array, done: Array, alpha: float | Array = RUNNING_ALPHA
 ) -> Array:
-    """The running reward after each element of a batch: ``r <- alpha * G + (1 - alpha) * r``
-    at every completed episode, in the order they ended (the Keras tutorial's, alpha 0.05).
+    """The running reward after a batch: ``r <- alpha * G + (1 - alpha) * r`` at every
+    completed episode, in the order they ended (the Keras tutorial's, alpha 0.05).
 
     Args:
       running: the running reward before the batch, [].
@@ -176,29 +176,27 @@ def running_rewards(
       alpha: the weight of each new episode.
 
     Returns:
-      [K] (K = ``episode_return.size``): the running reward after element k; unchanged where
-      no episode ended. The last entry is the running reward after the batch.
+      [] the running reward after the batch (``running`` if no episode ended).
     """
-    _checks.same_shape("running_rewards", episode_return=episode_return, done=done)
-    _checks.shape_is("running_rewards", "running", running, (), "a scalar")
+    _checks.same_shape("running_reward", episode_return=episode_return, done=done)
+    _checks.shape_is("running_reward", "running", running, (), "a scalar")
     d = done.reshape(-1).astype(bool)
     ret = episode_return.reshape(-1).astype(jnp.float32)
-    # r_k = a_k * r_{k-1} + b_k, composed with an associative scan (log depth, no division).
-    a = jnp.where(d, 1.0 - alpha, 1.0).astype(jnp.float32)
-    b = jnp.where(d, alpha * ret, 0.0).astype(jnp.float32)
-
-    def compose(x, y):  # x first, then y
-        return y[0] * x[0], y[0] * x[1] + y[1]
-
-    a, b = jax.lax.associative_scan(compose, (a, b))
-    return a * running + b
+    # The n completed episodes in order; episode j is followed by n - 1 - j others, so
+    # r = (1 - alpha)^n * running + sum_j alpha * (1 - alpha)^(n - 1 - j) * G_j.
+    compact = ret[jnp.argsort(~d, stable=True)]
+    n = d.sum()
+    after = n - 1 - jnp.arange(ret.shape[0])
+    keep = 1.0 - alpha
+    weights = jnp.where(after >= 0, alpha * keep ** jnp.maximum(after, 0), 0.0)
+    return (keep**n * running + (weights * compact).sum()).astype(jnp.float32)
 
 
 def episode_window_update(
     window: EpisodeWindow, episode_return: Array, done: Array, threshold: float | None
 ) -> EpisodeWindow:
     """Append the episodes completed in a batch, in order, and check the solved criterion;
-    fold them into the running reward (:func:`running_rewards`).
+    fold them into the running reward (:func:`running_reward`).
 
     A run is solved at the first completed episode after which the mean return of the last
     ``len(window.returns)`` episodes is at least ``threshold``; ``solved_at`` records how many
@@ -233,5 +231,5 @@ def episode_window_update(
         (window.solved_at < 0) & solved_now.any(), window.count + first + 1, window.solved_at
     )
     new_returns = jax.lax.dynamic_slice(seq, (n_new,), (size,))
-    running = running_rewards(window.running, episode_return, done)[-1]
+    running = running_reward(window.running, episode_return, done)
     return EpisodeWindow(new_returns, window.count + n_new, solved_at.astype(jnp.int32), running)

@@ -39,7 +39,7 @@ class EpisodeWindow(NamedTuple):
     """The last `window` completed training episodes of one run, oldest first.
 
     Used for the classic "solved" criterion (mean of the last 100 episodes >= threshold),
-    with the Keras tutorial's running reward (:func:`rljax.envs.running_rewards`).
+    with the Keras tutorial's running reward (:func:`rljax.envs.running_reward`).
     """
 
     returns: Array  # shape=(window,), dtype=float32; oldest first, valid where filled.

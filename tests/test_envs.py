@@ -553,30 +553,34 @@ def test_episode_window_solved_at_never_changes():
         assert int(w.solved_at) == 5
 
 
-def test_running_rewards_vs_numpy():
-    """Each element's running reward: folded one completed episode at a time, in C order;
-    unchanged where no episode ended; any alpha."""
+def test_running_reward_vs_numpy():
+    """Folded one completed episode at a time, in C order (time first); any alpha; jitted."""
     rng = np.random.default_rng(3)
+    fn = jax.jit(envs.running_reward)
     for shape, alpha in (((1,), 0.05), ((7, 3), 0.05), ((50, 4), 0.3), ((6, 2), 1.0)):
         ret = rng.normal(0.0, 100.0, size=shape).astype(np.float32)
         done = rng.random(shape) < 0.4
         start = float(rng.normal(0.0, 50.0))
-        out = np.asarray(envs.running_rewards(jnp.float32(start), ret, done, alpha))
-        ref, r = [], start
+        r = start
         for g, d in zip(ret.ravel(), done.ravel(), strict=True):
             r = alpha * float(g) + (1.0 - alpha) * r if d else r
-            ref.append(r)
-        chex.assert_shape(out, (ret.size,))
-        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-3)
-    never = envs.running_rewards(jnp.float32(7.0), ret, np.zeros(shape, bool))
-    np.testing.assert_array_equal(never, 7.0)  # no episode: unchanged, exactly
+        out = fn(jnp.float32(start), ret, done, alpha)
+        assert out.shape == () and out.dtype == jnp.float32
+        np.testing.assert_allclose(float(out), r, rtol=1e-5, atol=1e-3)
+    never = envs.running_reward(jnp.float32(7.0), ret, np.zeros(shape, bool))
+    assert float(never) == 7.0  # no episode: unchanged, exactly
+    # Order matters: the later episode weighs more.
+    done2 = np.array([[True], [True]])
+    a = envs.running_reward(jnp.float32(0.0), np.array([[100.0], [0.0]], np.float32), done2, 0.5)
+    b = envs.running_reward(jnp.float32(0.0), np.array([[0.0], [100.0]], np.float32), done2, 0.5)
+    assert float(a) == 25.0 and float(b) == 50.0
 
 
-def test_running_rewards_shape_mismatch_names_arguments():
-    with pytest.raises(ValueError, match="running_rewards: .*done"):
-        envs.running_rewards(jnp.float32(0.0), np.zeros((3, 2)), np.zeros((3,), bool))
-    with pytest.raises(ValueError, match="running_rewards: running"):
-        envs.running_rewards(jnp.zeros(2), np.zeros((3, 2)), np.zeros((3, 2), bool))
+def test_running_reward_shape_mismatch_names_arguments():
+    with pytest.raises(ValueError, match="running_reward: .*done"):
+        envs.running_reward(jnp.float32(0.0), np.zeros((3, 2)), np.zeros((3,), bool))
+    with pytest.raises(ValueError, match="running_reward: running"):
+        envs.running_reward(jnp.zeros(2), np.zeros((3, 2)), np.zeros((3, 2), bool))
 
 
 def test_episode_window_random_vs_numpy_jit():

@@ -22,20 +22,14 @@ def episode_metrics(
     """Update the solved window with a trajectory's completed episodes; return their metrics.
 
     ``traj`` has leading axes [T, N]; episodes are appended in the order they ended. Metrics:
-    the completed episodes' return sum and count, the running reward after the batch and its
-    highest value after any of the batch's episodes (``running_reward_peak``; if none ended,
-    the running reward as it was).
+    the completed episodes' return sum and count and the running reward after the batch.
     """
     done = traj.done
-    running = envs.running_rewards(window.running, traj.episode_return, done)
-    ended = done.reshape(-1)
-    peak = jnp.where(ended.any(), jnp.max(jnp.where(ended, running, -jnp.inf)), window.running)
     window = envs.episode_window_update(window, traj.episode_return, done, threshold)
     metrics = {
         "episode_return_sum": jnp.sum(jnp.where(done, traj.episode_return, 0.0)),
         "episode_count": jnp.sum(done).astype(jnp.int32),
         "running_reward": window.running,
-        "running_reward_peak": peak,
     }
     return window, metrics
 

@@ -98,8 +98,8 @@ def td_actor_critic_loss(logits_fn, value_fn, params: dict, traj, config: TDActo
 
 def ema_update(ema: Array, episode_return: Array, done: Array, alpha: Array | float) -> Array:
     """Fold the completed episodes of a [T, N] batch into an EMA, in the order they ended
-    (:func:`rljax.envs.running_rewards` with weight ``alpha``)."""
-    return envs.running_rewards(ema, episode_return, done, alpha)[-1]
+    (:func:`rljax.envs.running_reward` with weight ``alpha``)."""
+    return envs.running_reward(ema, episode_return, done, alpha)
 
 
 NETS = base.SeparateActorCritic(("actor", "critic"), "critic_lr")

@@ -61,14 +61,14 @@ def _json_default(x: Any) -> Any:
 
 
 class RunningRewards:
-    """Each seed's Keras running reward (:func:`rljax.envs.running_rewards`: EMA 0.05 of its
+    """Each seed's Keras running reward (:func:`rljax.envs.running_reward`: EMA 0.05 of its
     completed-episode returns, in order) and the episode count at which it first reached each
     threshold (None: never).
 
     Fed either every episode (:meth:`update`, host envs: exact) or each update's in-jit
-    metrics (:meth:`update_metrics`, gymnax: a threshold first reached during an update is
-    recorded at the episode count at that update's end, exact when updates complete at most
-    one episode per seed, as in Monte-Carlo modes).
+    metrics (:meth:`update_metrics`, gymnax: the running reward at each update's end, and the
+    episode count then; the same when updates complete at most one episode per seed, as in
+    Monte-Carlo modes).
     """
 
     def __init__(self, num_seeds: int, thresholds: Sequence[float]):
@@ -100,16 +100,14 @@ class RunningRewards:
 
     def update_metrics(self, metrics: dict[str, Any]) -> None:
         """Fold in a chunk's per-update metrics ([S, U]: ``episode_count``,
-        ``running_reward``, ``running_reward_peak``) from :func:`rljax.agents.protocol.
-        episode_metrics`."""
+        ``running_reward``) from :func:`rljax.agents.protocol.episode_metrics`."""
         count = np.asarray(metrics["episode_count"])
         last = np.asarray(metrics["running_reward"], np.float64)
-        peak = np.asarray(metrics["running_reward_peak"], np.float64)
         for u in range(count.shape[1]):
             self.count += count[:, u]
             self.ema = last[:, u]
             for s in np.flatnonzero(count[:, u] > 0):
-                self._check(s, peak[s, u])
+                self._check(s, last[s, u])
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -129,10 +127,9 @@ def summarise_chunk(metrics: dict[str, Any]) -> dict[str, np.ndarray]:
 
     ``episode_return`` is the mean return of the episodes completed in the chunk (NaN if none),
     ``running_reward`` and ``ema_*`` metrics take their last value, the others their mean over
-    the chunk's updates (``running_reward_peak`` is left to :class:`RunningRewards`).
+    the chunk's updates.
     """
     m = {k: np.asarray(v) for k, v in metrics.items()}
-    m.pop("running_reward_peak", None)
     count = m.pop("episode_count").sum(1)
     total = m.pop("episode_return_sum").sum(1)
     out = {
