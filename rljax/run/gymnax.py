@@ -44,8 +44,7 @@ class GymnaxRuns(results.Runs):
         self.train_keys = parallel.put(keys, self.sharding)
         self.summary = {"seed_block": self.block, "devices": devices}
         self.summary["backend"] = jax.default_backend()
-        limit = () if self.spec.solved_threshold is None else (self.spec.solved_threshold,)
-        self.running = results.RunningRewards(num_runs, {*thresholds, *limit})
+        self.running = results.RunningRewards(num_runs, thresholds, self.spec.solved_threshold)
 
     def _map(self, fn):
         return parallel.map_runs(fn, self.block, self.sharding)

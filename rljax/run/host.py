@@ -57,8 +57,7 @@ class HostRuns(results.Runs):
             ]
         )
         self.keys, self.streams = keys, jax.vmap(loop.streams)(keys)
-        limit = () if self.spec.solved_threshold is None else (self.spec.solved_threshold,)
-        self.running = results.RunningRewards(self.num_runs, {*thresholds, *limit})
+        self.running = results.RunningRewards(self.num_runs, thresholds, self.spec.solved_threshold)
         self.learned = np.zeros((self.num_runs,), np.int64)  # env steps learned from
         self.n_warm = agent.warmup_updates(config, self.spec)
         self.summary = {

@@ -63,7 +63,7 @@ def _json_default(x: Any) -> Any:
 class RunningRewards:
     """Each seed's Keras running reward (:func:`rljax.envs.running_reward`: EMA 0.05 of its
     completed-episode returns, in order) and the episode count at which it first reached each
-    threshold (None: never).
+    threshold and the env's ``solved`` threshold (None: never).
 
     Fed either every episode (:meth:`update`, host envs: exact) or each update's in-jit
     metrics (:meth:`update_metrics`, gymnax: the running reward at each update's end, and the
@@ -71,10 +71,10 @@ class RunningRewards:
     Monte-Carlo modes).
     """
 
-    def __init__(self, num_seeds: int, thresholds: Sequence[float]):
+    def __init__(self, num_seeds: int, thresholds: Sequence[float], solved: float | None):
         self.ema = np.zeros((num_seeds,), np.float64)
         self.count = np.zeros((num_seeds,), np.int64)
-        self.thresholds = sorted(thresholds)
+        self.thresholds = sorted({*thresholds, *(() if solved is None else (solved,))})
         self.passed: dict[float, list] = {thr: [None] * num_seeds for thr in self.thresholds}
 
     def resume(self, count: Any, running: Any) -> None:
