@@ -180,13 +180,22 @@ def running_reward(
     """
     _checks.same_shape("running_reward", episode_return=episode_return, done=done)
     _checks.shape_is("running_reward", "running", running, (), "a scalar")
+    compact, n = _completed_in_order(episode_return, done)
+    return _fold_running(running, compact, n, alpha)
+
+
+def _completed_in_order(episode_return: Array, done: Array) -> tuple[Array, Array]:
+    """``(compact [K], n)``: the batch's n completed-episode returns in the order they ended
+    (C order), then the other entries; a stable sort on "not done"."""
     d = done.reshape(-1).astype(bool)
     ret = episode_return.reshape(-1).astype(jnp.float32)
-    # The n completed episodes in order; episode j is followed by n - 1 - j others, so
-    # r = (1 - alpha)^n * running + sum_j alpha * (1 - alpha)^(n - 1 - j) * G_j.
-    compact = ret[jnp.argsort(~d, stable=True)]
-    n = d.sum()
-    after = n - 1 - jnp.arange(ret.shape[0])
+    return ret[jnp.argsort(~d, stable=True)], d.sum().astype(jnp.int32)
+
+
+def _fold_running(running: Array, compact: Array, n: Array, alpha: float | Array) -> Array:
+    """Fold the first ``n`` of ``compact`` into ``running``: episode j is followed by n - 1 - j
+    others, so r = (1 - alpha)^n * running + sum_j alpha * (1 - alpha)^(n - 1 - j) * G_j."""
+    after = n - 1 - jnp.arange(compact.shape[0])
     keep = 1.0 - alpha
     weights = jnp.where(after >= 0, alpha * keep ** jnp.maximum(after, 0), 0.0)
     return (keep**n * running + (weights * compact).sum()).astype(jnp.float32)
@@ -211,13 +220,8 @@ def episode_window_update(
     """
     chex.assert_equal_shape([episode_return, done])
     size = window.returns.shape[0]
-    ret = episode_return.reshape(-1).astype(jnp.float32)
-    d = done.reshape(-1).astype(bool)
-    k = ret.shape[0]
-    # Completed episodes first, in their original order (stable sort on "not done").
-    order = jnp.argsort(~d, stable=True)
-    compact = ret[order]
-    n_new = d.sum().astype(jnp.int32)
+    compact, n_new = _completed_in_order(episode_return, done)
+    k = compact.shape[0]
     seq = jnp.concatenate([window.returns, compact])  # oldest first
     # Sum of the `size` episodes ending at new episode i (positions i+1 .. size+i of seq),
     # added directly (no running-sum differences, so no rounding drift).
@@ -231,5 +235,5 @@ def episode_window_update(
         (window.solved_at < 0) & solved_now.any(), window.count + first + 1, window.solved_at
     )
     new_returns = jax.lax.dynamic_slice(seq, (n_new,), (size,))
-    running = running_reward(window.running, episode_return, done)
+    running = _fold_running(window.running, compact, n_new, RUNNING_ALPHA)
     return EpisodeWindow(new_returns, window.count + n_new, solved_at.astype(jnp.int32), running)
