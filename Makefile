@@ -23,10 +23,14 @@ train: $(STAMP)
 
 # The fast core (what CI runs). Learning tests are marked slow. The core's programs are small
 # and run for moments, so compiling them is most of its time: XLA:CPU compiles them with LLVM's
-# optimisation level 0 (the same programs and checks; test-slow and test-all compile at the
-# default level, and benchmarks/goldens.py checks results bit for bit there).
+# optimisation level 0 and with its older elemental emitters instead of its fusion emitters,
+# which halves compile time (the same programs and checks; test-slow and test-all compile at
+# the default level, and benchmarks/goldens.py checks results bit for bit there). Tests that
+# compare two differently built programs bit for bit compile those with the fusion emitters
+# (tests/bitwise.py).
+FAST_XLA_FLAGS := --xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false
 test: $(STAMP)
-	XLA_FLAGS="--xla_backend_optimization_level=0 $$XLA_FLAGS" $(PY) -m pytest -q -m "not slow" -n 2
+	XLA_FLAGS="$(FAST_XLA_FLAGS) $$XLA_FLAGS" $(PY) -m pytest -q -m "not slow" -n 2
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import bitwise
 import chex
 import gymnasium as gym
 import jax
@@ -40,9 +41,9 @@ def key_data(tree):
 def _gymnax_runs(agent, config, num_seeds=2):
     """Seed-vmapped initial runs on gymnax Pendulum, and the jitted gymnax updates per phase."""
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    carry = jax.jit(jax.vmap(loop.init_fn(agent, config, SPEC, ENV, ENV_PARAMS)))(keys)
+    carry = bitwise.jit(jax.vmap(loop.init_fn(agent, config, SPEC, ENV, ENV_PARAMS)))(keys)
     updates = {
-        w: jax.jit(jax.vmap(loop.update_fn(agent, config, SPEC, ENV, ENV_PARAMS, w)))
+        w: bitwise.jit(jax.vmap(loop.update_fn(agent, config, SPEC, ENV, ENV_PARAMS, w)))
         for w in (True, False)
     }
     return carry, updates
@@ -59,7 +60,9 @@ def test_bridge_pieces_reproduce_the_gymnax_update(name):
     n_warm = agent.warmup_updates(config, SPEC)
     assert n_warm >= 1 and (name != "td3" or config.policy_delay == 2)
     carry, updates = _gymnax_runs(agent, config)
-    learners = {w: jax.jit(jax.vmap(loop.learn_fn(agent, config, SPEC, w))) for w in (True, False)}
+    learners = {
+        w: bitwise.jit(jax.vmap(loop.learn_fn(agent, config, SPEC, w))) for w in (True, False)
+    }
 
     T = agent.collection(config, SPEC).num_steps
 
@@ -78,7 +81,7 @@ def test_bridge_pieces_reproduce_the_gymnax_update(name):
         )
         return c._replace(key=key, env_state=env_state, obs=obs), traj
 
-    collect = {w: jax.jit(jax.vmap(lambda c, w=w: by_hand(c, w))) for w in (True, False)}
+    collect = {w: bitwise.jit(jax.vmap(lambda c, w=w: by_hand(c, w))) for w in (True, False)}
     for u in range(n_warm + 2):
         warm = u < n_warm
         ref, ref_m = updates[warm](carry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import bitwise
 import chex
 import jax
 import jax.numpy as jnp
@@ -285,17 +286,17 @@ def test_chunked_runner_equals_make_train():
     n_warm = config.warmup_updates(SPEC)
     lengths = (n_warm - 3, 7, 24 - n_warm - 4)
     assert loop.phases(ddpg.AGENT, config, SPEC, n_warm - 3, 7) == [(True, 3), (False, 4)]
-    carries = jax.jit(jax.vmap(loop.init_fn(ddpg.AGENT, config, SPEC, ENV, ENV_PARAMS)))(keys)
+    carries = bitwise.jit(jax.vmap(loop.init_fn(ddpg.AGENT, config, SPEC, ENV, ENV_PARAMS)))(keys)
     start, parts = 0, []
     for length in lengths:
         chunk = loop.chunk_fn(ddpg.AGENT, config, SPEC, ENV, ENV_PARAMS, start, length)
-        carries, metrics = jax.jit(jax.vmap(chunk))(carries)
+        carries, metrics = bitwise.jit(jax.vmap(chunk))(carries)
         parts.append(metrics)
         start += length
     assert start == 24
     metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *parts)
     train = loop.make_train(ddpg.AGENT, config, ENV, ENV_PARAMS)
-    final, train_metrics = jax.jit(jax.vmap(train))(keys)
+    final, train_metrics = bitwise.jit(jax.vmap(train))(keys)
     assert set(train_metrics) == set(metrics)
     assert {"episode_return_sum", "episode_count", "critic_loss"} <= set(metrics)
     chex.assert_trees_all_close(

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import bitwise
 import chex
 import gymnasium as gym
 import jax
@@ -241,7 +242,7 @@ def test_ppo_learn_step_is_the_learning_half_of_update_step():
     config = ppo.PPOConfig(total_steps=4 * 16 * 2, num_steps=16)
     carry = loop.init_fn(ppo.AGENT, config, spec, env, env_params)(jax.random.key(0))
     update = loop.update_fn(ppo.AGENT, config, spec, env, env_params, False)
-    ref, ref_m = jax.jit(update)(carry)
+    ref, ref_m = bitwise.jit(update)(carry)
 
     def by_hand(c):
         key, roll_key = jax.random.split(c.key)  # the runner's collection stream
@@ -257,7 +258,7 @@ def test_ppo_learn_step_is_the_learning_half_of_update_step():
         state, metrics = ppo.learn_step(c.agent, traj, config, spec)
         return state, key, env_state, obs, metrics
 
-    got, key, env_state, obs, got_m = jax.jit(by_hand)(carry)
+    got, key, env_state, obs, got_m = bitwise.jit(by_hand)(carry)
     assert int(got.update) == 0 and int(got.env_steps) == 0  # the runner counts, not learn_step
     chex.assert_trees_all_equal(
         (ref.agent, ref.key, ref.env_state, ref.obs),

@@ -7,6 +7,7 @@ terminated or truncated cuts the recursion; ``v_t`` is the value of the state af
 
 import functools
 
+import bitwise
 import chex
 import jax
 import jax.numpy as jnp
@@ -583,7 +584,7 @@ class ReturnsTest(chex.TestCase):
 
 
 def _jit_static(f):
-    return jax.jit(f, static_argnames=("stop_target_gradients",))
+    return bitwise.jit(f, static_argnames=("stop_target_gradients",))
 
 
 def _one_stream_calls(s, lam):
@@ -602,7 +603,7 @@ def _one_stream_calls(s, lam):
 @pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
 def test_one_stream_bitwise_equal_to_previous_implementation(jit):
     wrap = _jit_static if jit else (lambda f: f)
-    wrap_g = jax.jit if jit else (lambda f: f)
+    wrap_g = bitwise.jit if jit else (lambda f: f)
     # Eagerly (no jit) a 64-step scan is slow to trace op by op; jit covers the long stream.
     for seed, T in [(0, 1), (1, 7), (2, 64)] if jit else [(0, 1), (1, 7)]:
         s = make_stream(seed, T, gamma=0.99)
@@ -664,7 +665,7 @@ def _vmap_trailing(fn, n_trailing, in_axes):
 @pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
 def test_time_major_streams_equal_vmap_bitwise(trailing, jit):
     wrap = _jit_static if jit else (lambda f: f)
-    wrap_g = jax.jit if jit else (lambda f: f)
+    wrap_g = bitwise.jit if jit else (lambda f: f)
     T = 17
     s = _streams(3, T, trailing)
     k = len(trailing)
