@@ -154,6 +154,12 @@ def test_configure_after_the_backend_started_says_so():
     assert _fresh_python(code) == "True 1"
 
 
+def _compile_flags() -> str:
+    """This process's XLA_FLAGS without a host device count (the test suite's compile settings)."""
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    return " ".join(f for f in flags if not f.startswith(xla_cpu.DEVICE_FLAG))
+
+
 def test_train_cli_shards_over_the_cores_by_default(tmp_path):
     """--devices auto: the most of the CPU's host devices (one per core) that divide the seeds."""
     code = (
@@ -161,7 +167,7 @@ def test_train_cli_shards_over_the_cores_by_default(tmp_path):
         f"print(train.main(['--num-seeds', '6', '--total-steps', '512', '--num-chunks', '1', "
         f"'--eval-episodes', '2', '--quiet', '--out', {str(tmp_path / 'run')!r}]))"
     )
-    assert _fresh_python(code) == "0"
+    assert _fresh_python(code, XLA_FLAGS=_compile_flags()) == "0"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     cores = min(xla_cpu.cores(), xla_cpu.MAX_AUTO_DEVICES)
     assert summary["devices"] == max(d for d in range(1, cores + 1) if 6 % d == 0)
