@@ -204,7 +204,7 @@ def _caption(image, text: str):
     font = _font(max(12, image.height // 22))
     draw = ImageDraw.Draw(image)
     box = draw.textbbox((8, 6), text, font=font)
-    under = np.asarray(image.convert("L").crop(box), np.float64)
+    under = np.asarray(image.crop(box).convert("L"), np.float64)
     fill = (0, 0, 0) if under.size == 0 or under.mean() >= 128 else (255, 255, 255)
     draw.text((8, 6), text, fill=fill, font=font)
     return image
