@@ -326,7 +326,7 @@ def _side_env(base: dict, side: str, devices: int) -> dict:
 
     rljax's side calls rljax.run.xla_cpu.configure_script and is asked for ``devices`` host
     devices. rejax on one device runs as shipped; on several it gets the same XLA:CPU set-up
-    (without the larger thread pool, two host devices on two cores deadlock).
+    (host devices; both keep XLA's own thread pool, one thread per core).
     """
     env = dict(base)
     if side == "rljax":

@@ -21,8 +21,28 @@ from rljax.types import Array
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "silu": nn.silu, "elu": nn.elu}
 
 
+def orthogonal(scale: float = 1.0) -> Callable:
+    """:func:`jax.nn.initializers.orthogonal`, batched as a loop: the same values, one matrix
+    at a time under ``vmap``.
+
+    The orthogonal matrix comes from a LAPACK QR. Batched over runs (``jax.vmap`` of an
+    init, or of a whole training run with its init), jaxlib 0.10's CPU QR splits the batch
+    into tasks on XLA:CPU's thread pool and blocks its own pool thread until they finish;
+    when as many batched QRs run at once as the pool has threads (several layers, several
+    host devices), every thread waits and the program never finishes. One QR per matrix
+    runs inline, so initialisation finishes whatever the pool size.
+    """
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
+        draw = jax.custom_batching.sequential_vmap(lambda k: base(k, shape, dtype))
+        return draw(key)
+
+    return init
+
+
 def _dense(features: int, gain: float) -> nn.Dense:
-    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(gain))
+    return nn.Dense(features, kernel_init=orthogonal(gain))
 
 
 class MLP(nn.Module):
@@ -265,7 +285,7 @@ def critic_ensemble(actor: nn.Module, q: nn.Module, num_critics: int) -> CriticE
             [q.apply(jax.tree.map(lambda x, i=i: x[i], params), *inputs) for i in range(k)]
         )
 
-    def init_critic(key, *inputs):  # one critic at a time (see rljax.run.parallel.INIT_BLOCK)
+    def init_critic(key, *inputs):  # one critic at a time, each its own key
         return jax.lax.map(lambda kk: q.init(kk, *inputs), jax.random.split(key, k))
 
     return CriticEnsemble(actor.apply, critic, q.apply, actor.init, init_critic)

@@ -12,8 +12,7 @@ import pytest
 
 from rljax.run import xla_cpu
 
-# The test processes train on XLA:CPU like the scripts do: a thread pool large enough that
-# sharded and many-seed programs cannot wait forever for a thread (see rljax.run.xla_cpu).
+# The test processes set up XLA:CPU as the scripts do (host devices from RLJAX_CPU_DEVICES).
 xla_cpu.configure(strict=False)
 
 

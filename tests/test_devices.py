@@ -44,7 +44,6 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow  # about 70 s on 2 CPU cores
 def test_sharded_runs_equal_single_device(tmp_path):
-    # The child sizes its own XLA:CPU pool for 4 devices (the parent's PJRT_NPROC is for 1).
     env = {
         **{k: v for k, v in os.environ.items() if k != "PJRT_NPROC"},
         "PYTHONPATH": str(ROOT),

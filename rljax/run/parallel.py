@@ -3,8 +3,7 @@ processes.
 
 ``jax.vmap`` over every run is the fastest layout while the batched program fits the device.
 On the CPU backend it stops paying past a few dozen runs per device: measured on a 2-core
-machine, A2C at 256 runs in one ``vmap`` trained about 10% slower than in blocks of 64 (and
-before rljax enlarged XLA:CPU's thread pool, see :mod:`rljax.run.xla_cpu`, it never finished).
+machine, A2C at 256 runs in one ``vmap`` trained about 10% slower than in blocks of 64.
 :func:`map_runs` with a ``block`` runs the runs as ``lax.map(fn, xs, batch_size=block)``: a
 ``lax.scan`` over blocks of ``block`` runs, each block one ``vmap``, so every operation keeps the
 size it has at ``block`` runs. With a ``sharding`` of the run axis over several devices, each
@@ -33,11 +32,10 @@ def default_block(backend: str | None = None) -> int | None:
     return CPU_BLOCK if (backend or jax.default_backend()) == "cpu" else None
 
 
-# Runs initialised one at a time (a scan over runs, not a vmap). Orthogonal initialisation
-# runs a LAPACK QR; batched over runs, each QR waits on XLA:CPU's thread pool while holding a
-# pool thread, and several independent ones at once can hold every thread and wait forever
-# (seen with 4 pool threads and a 4-seed SAC). One run at a time keeps the QRs small; the
-# values are the same, and initialisation is a tiny part of a run.
+# Runs initialised one at a time (a scan over runs, not a vmap). Initialisation is a tiny part
+# of a run and its values are the same either way. (Batched over runs, orthogonal
+# initialisation's LAPACK QRs once held every XLA:CPU pool thread and waited forever;
+# rljax.networks.orthogonal now runs them one matrix at a time under vmap too.)
 INIT_BLOCK = 1
 
 

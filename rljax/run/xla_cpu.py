@@ -7,22 +7,18 @@
     xla_cpu.configure(devices="auto")   # before the first JAX computation
     import jax; jax.devices()           # one CPU device per core (at most 8)
 
-Two settings, neither of which changes what a program computes:
+One setting, which does not change what a program computes: ``devices`` > 1 splits the CPU
+into that many JAX host devices (``--xla_force_host_platform_device_count``), so that a run can
+shard its seeds over the cores.
 
-* A larger XLA:CPU thread pool (``PJRT_NPROC``, read by XLA when its CPU client starts). XLA
-  sizes the pool to the core count, and on a 2-core machine a program could then wait forever
-  for a pool thread: measured with jaxlib 0.10, one ``vmap`` over 256 seeds, any run sharded
-  over 2 or 4 host devices, and (intermittently) twin-critic TD3 at >= 8 seeds never finished
-  with 2 threads; all of them run with 4. The pool gets ``max(4, cores, 2 x devices)``
-  threads.
-* ``devices`` > 1 splits the CPU into that many JAX host devices
-  (``--xla_force_host_platform_device_count``), so that a run can shard its seeds over the
-  cores.
+XLA:CPU's thread pool keeps its own size (one thread per core; ``PJRT_NPROC`` overrides it).
+A larger pool once kept runs on a 2-core machine from hanging, but the hang came from batched
+LAPACK QRs in orthogonal initialisation, which :func:`rljax.networks.orthogonal` now runs one
+matrix at a time. With 4 threads on 2 cores, SAC trained 25-29% slower than with 2.
 
-A device count already in ``XLA_FLAGS`` and a ``PJRT_NPROC`` already set are kept;
-``RLJAX_KEEP_XLA_FLAGS=1`` leaves both alone. Both variables are written into ``os.environ``
-(so child processes inherit them), which is why this is a call a script makes, never something
-importing rljax does.
+A device count already in ``XLA_FLAGS`` is kept; ``RLJAX_KEEP_XLA_FLAGS=1`` leaves ``XLA_FLAGS``
+alone. The flag is written into ``os.environ`` (so child processes inherit it), which is why
+this is a call a script makes, never something importing rljax does.
 """
 
 from __future__ import annotations
@@ -67,19 +63,12 @@ def settings(
     """
     if environ.get("RLJAX_KEEP_XLA_FLAGS"):
         return {}
-    num_cores = cores() if num_cores is None else num_cores
     flags = environ.get("XLA_FLAGS", "")
-    out: dict[str, str] = {}
-    given = re.search(DEVICE_FLAG + r"=(\d+)", flags)
-    if given:
-        n = int(given.group(1))
-    else:
-        n = cpu_devices(environ.get(ENV_DEVICES) if devices is None else devices, num_cores)
-        if n > 1:
-            out["XLA_FLAGS"] = f"{flags} {DEVICE_FLAG}={n}".strip()
-    if "PJRT_NPROC" not in environ:
-        out["PJRT_NPROC"] = str(max(4, num_cores, 2 * n))
-    return out
+    if re.search(DEVICE_FLAG + r"=\d+", flags):
+        return {}
+    num_cores = cores() if num_cores is None else num_cores
+    n = cpu_devices(environ.get(ENV_DEVICES) if devices is None else devices, num_cores)
+    return {"XLA_FLAGS": f"{flags} {DEVICE_FLAG}={n}".strip()} if n > 1 else {}
 
 
 def backend_started() -> bool:
