@@ -285,7 +285,7 @@ def critic_ensemble(actor: nn.Module, q: nn.Module, num_critics: int) -> CriticE
             [q.apply(jax.tree.map(lambda x, i=i: x[i], params), *inputs) for i in range(k)]
         )
 
-    def init_critic(key, *inputs):  # one critic at a time, each its own key
-        return jax.lax.map(lambda kk: q.init(kk, *inputs), jax.random.split(key, k))
+    def init_critic(key, *inputs):  # each critic its own key
+        return jax.vmap(lambda kk: q.init(kk, *inputs))(jax.random.split(key, k))
 
     return CriticEnsemble(actor.apply, critic, q.apply, actor.init, init_critic)

@@ -52,7 +52,7 @@ class GymnaxRuns(results.Runs):
     def init_fn(self):
         agent, spec, env, env_params = self.agent, self.spec, self.env, self.env_params
         one = lambda k, c: loop.init_fn(agent, c, spec, env, env_params)(k)  # noqa: E731
-        init = parallel.map_runs(one, parallel.INIT_BLOCK, self.sharding)
+        init = parallel.map_runs(one, self.block, self.sharding)
         return parallel.jit_runs(init, self.sharding)
 
     def init(self) -> Any:

@@ -18,7 +18,7 @@ import numpy as np
 from rljax import envs_gymnasium
 from rljax.agents.fields import ConfigError
 from rljax.agents.protocol import Agent
-from rljax.run import loop, parallel, results
+from rljax.run import loop, results
 
 
 def env_seeds(seed: int, num_seeds: int, stream: int) -> list[int]:
@@ -66,7 +66,7 @@ class HostRuns(results.Runs):
 
     def init(self) -> Any:
         init = loop.init_fn(self.agent, self.config, self.spec)
-        return jax.jit(parallel.map_runs(init, parallel.INIT_BLOCK))(self.keys)
+        return jax.jit(jax.vmap(init))(self.keys)
 
     def compile(self, state, starts_lengths) -> None:
         """Compile the behaviour policy and the learning step of each phase."""

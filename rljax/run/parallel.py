@@ -32,13 +32,6 @@ def default_block(backend: str | None = None) -> int | None:
     return CPU_BLOCK if (backend or jax.default_backend()) == "cpu" else None
 
 
-# Runs initialised one at a time (a scan over runs, not a vmap). Initialisation is a tiny part
-# of a run and its values are the same either way. (Batched over runs, orthogonal
-# initialisation's LAPACK QRs once held every XLA:CPU pool thread and waited forever;
-# rljax.networks.orthogonal now runs them one matrix at a time under vmap too.)
-INIT_BLOCK = 1
-
-
 def map_runs(
     fn: Callable, block: int | None, sharding: jax.NamedSharding | None = None
 ) -> Callable:
