@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.slow  # about 70 s on 2 CPU cores
 def test_sharded_runs_equal_single_device(tmp_path):
     env = {
-        **{k: v for k, v in os.environ.items() if k != "PJRT_NPROC"},
+        **os.environ,
         "PYTHONPATH": str(ROOT),
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
         "JAX_PLATFORMS": "cpu",

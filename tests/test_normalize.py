@@ -174,8 +174,7 @@ def test_resume_restores_the_statistics_bitwise(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     train = [sys.executable, str(root / "experiments" / "train.py")]
-    env = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
-    env = {**env, "PYTHONPATH": str(root), "JAX_PLATFORMS": "cpu", "RLJAX_CPU_DEVICES": "1"}
+    env = {**os.environ, "PYTHONPATH": str(root), "JAX_PLATFORMS": "cpu", "RLJAX_CPU_DEVICES": "1"}
     args = ["--agent", "sac", "--env", "Pendulum-v1", "--num-seeds", "2", "--total-steps", "96",
             "--learning-starts", "24", "--batch-size", "16", "--hidden-size", "8",
             "--normalize-obs", "--num-chunks", "4", "--checkpoint-every", "1", "--quiet",
