@@ -601,3 +601,23 @@ def test_episode_window_random_vs_numpy_jit():
             ref.check(w)
         solved.append(ref.solved_at > 0)
     assert any(solved) and not all(solved)  # both outcomes were exercised
+
+
+def test_episode_window_large_batches_vmapped_vs_numpy():
+    """The runner's use: the default 100-episode window, batches of hundreds of steps (PPO's
+    5 envs x 100 steps), vmapped over seeds; integer returns, so every window sum is exact."""
+    seeds, shape, threshold = 3, (100, 5), 475.0
+    vmapped = jax.vmap(envs.episode_window_update, in_axes=(0, 0, 0, None))
+    update = jax.jit(vmapped, static_argnums=3)
+    w = jax.vmap(lambda _: envs.episode_window_init())(jnp.arange(seeds))
+    refs = [NpWindow(100) for _ in range(seeds)]
+    rng = np.random.default_rng(7)
+    for _ in range(4):
+        ret = rng.integers(451, 501, size=(seeds, *shape)).astype(np.float32)
+        done = rng.random((seeds, *shape)) < 0.15
+        w = update(w, ret, done, threshold)
+        for s, ref in enumerate(refs):
+            ref.update(ret[s], done[s], threshold)
+            ref.check(jax.tree.map(lambda x: x[s], w))  # noqa: B023
+    solved = [ref.solved_at for ref in refs]
+    assert any(s > 0 for s in solved) and len(set(solved)) > 1  # solved, at different episodes
