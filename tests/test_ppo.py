@@ -133,6 +133,45 @@ def test_minibatch_indices_reshuffle_every_epoch():
     assert not any((row == np.arange(32)).all() for row in flat)
 
 
+def _np_permutation(key, n):
+    """optim.permutation's algorithm in numpy on the same random bits: each round a stable
+    argsort by the bits above the index bits."""
+    index_bits = max(1, (n - 1).bit_length())
+    rounds = max(1, int(np.ceil(3 * np.log2(n) / (32 - index_bits))))
+    perm = np.arange(n)
+    for _ in range(rounds):
+        key, sub = jax.random.split(key)
+        bits = np.asarray(jax.random.bits(sub, (n,), jnp.uint32))
+        perm = perm[np.argsort(bits >> index_bits, kind="stable")]
+    return perm, rounds
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 100, 500, 5000])
+def test_permutation_vs_numpy(n):
+    key = jax.random.key(n)
+    perm = jax.jit(optim.permutation, static_argnums=1)(key, n)
+    assert perm.shape == (n,) and perm.dtype == jnp.int32
+    ref, rounds = _np_permutation(key, n)
+    np.testing.assert_array_equal(np.asarray(perm), ref)
+    assert rounds == {1: 1, 2: 1, 5: 1, 100: 1, 500: 2, 5000: 2}[n]
+
+
+def test_permutation_is_uniform():
+    """All 24 orders of 4 items equally often over 48,000 keys (chi-square), and every item
+    equally often at every position of 500 (over 2,000 keys)."""
+    from scipy import stats as sps
+
+    keys = jax.random.split(jax.random.key(0), 48_000)
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: optim.permutation(k, 4)))(keys))
+    _, counts = np.unique(perms @ np.array([64, 16, 4, 1]), return_counts=True)
+    assert len(counts) == 24
+    assert sps.chisquare(counts).pvalue > 1e-3
+    keys = jax.random.split(jax.random.key(1), 2_000)
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: optim.permutation(k, 500)))(keys))
+    mean_position = np.argsort(perms, axis=1).mean(0)  # where each item went, on average
+    np.testing.assert_allclose(mean_position, 249.5, atol=4 * 144.3 / np.sqrt(2_000) + 1)
+
+
 def test_continuous_stores_raw_sample_and_its_log_prob(pendulum):
     """The runner's collection stores PPO's raw Gaussian sample and its log-prob, and the env
     receives the sample clipped to the bounds."""

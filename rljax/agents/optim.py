@@ -3,12 +3,14 @@ minibatch epochs, Polyak target updates."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rljax.types import Array, PRNGKey
@@ -58,13 +60,39 @@ def descend(optimizer: optax.GradientTransformation, loss_fn: Callable, params, 
     return params, opt_state, loss, aux
 
 
+def permutation(key: PRNGKey, n: int) -> Array:
+    """A uniformly random permutation of ``range(n)``, int32 [n].
+
+    The algorithm of ``jax.random.permutation``: sort by fresh random keys, in as many rounds
+    as make a tie between any two keys negligible (JAX's rule: rounds x key bits >= 3·log2 n;
+    a tie keeps index order). Each round here sorts one uint32 array, the random key in the
+    high bits and the index in the low ``ceil(log2 n)`` bits, where JAX sorts (key, index)
+    pairs: XLA:CPU sorts one array 3-4x faster than pairs (PPO's 5 epochs of 500 samples over
+    64 seeds: 13 against 35 ms). The keys have fewer bits, so there are more rounds where JAX
+    needs one (two for n = 500); the draws differ from ``jax.random.permutation``'s.
+    """
+    index_bits = max(1, (n - 1).bit_length())
+    key_bits = 32 - index_bits
+    if key_bits < 8:  # n > 2^24: too few key bits per round; JAX's pair sort
+        return jax.random.permutation(key, n).astype(jnp.int32)
+    rounds = max(1, math.ceil(3 * math.log2(max(n, 1)) / key_bits))
+    mask = np.uint32((1 << index_bits) - 1)
+    index = jax.lax.iota(jnp.uint32, n)
+    perm = None
+    for _ in range(rounds):
+        key, sub = jax.random.split(key)
+        bits = jax.random.bits(sub, (n,), jnp.uint32)
+        order = (jax.lax.sort((bits & ~mask) | index) & mask).astype(jnp.int32)
+        perm = order if perm is None else perm[order]
+    return perm
+
+
 def minibatch_indices(
     key: PRNGKey, num_epochs: int, batch_size: int, num_minibatches: int
 ) -> Array:
-    """One fresh permutation of ``range(batch_size)`` per epoch, split: [E, M, B/M] int32."""
-    perms = jax.vmap(jax.random.permutation, (0, None))(
-        jax.random.split(key, num_epochs), batch_size
-    )
+    """One fresh permutation of ``range(batch_size)`` per epoch (:func:`permutation`), split:
+    [E, M, B/M] int32."""
+    perms = jax.vmap(permutation, (0, None))(jax.random.split(key, num_epochs), batch_size)
     return perms.reshape(num_epochs, num_minibatches, batch_size // num_minibatches)
 
 
