@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     sys.path.insert(0, {experiments!r})
     import jax, numpy as np
     from rljax.run import xla_cpu
-    xla_cpu.configure(4)  # before JAX starts: 4 host devices and a large enough thread pool
+    xla_cpu.configure(4)  # before JAX starts: 4 host devices
     import train
     assert len(jax.devices()) == 4, jax.devices()
     out = {out!r}
