@@ -110,6 +110,7 @@ def run_rljax(name: str, seeds: int, episodes: int) -> dict:
             "--agent", case["agent"], "--env", f"brax:{case['env']}",
             "--num-seeds", str(seeds), "--seed", "0",
             "--total-steps", str(case["total_steps"]), "--eval-episodes", str(episodes),
+            "--compile-cache", "none",  # compile times are measured
             "--num-chunks", "4", "--checkpoint-every", "1000", "--quiet", "--out", str(out),
             *case["rljax_flags"].split(),
         ]  # fmt: skip

@@ -117,6 +117,7 @@ def _run_sharding(devices: int):
 def _timed_compile_and_run(fn, keys, sharding=None):
     import jax
 
+    jax.config.update("jax_enable_compilation_cache", False)  # time every compile
     shardings = {} if sharding is None else dict(in_shardings=sharding, out_shardings=sharding)
     t = time.perf_counter()
     compiled = jax.jit(fn, **shardings).lower(keys).compile()

@@ -106,6 +106,8 @@ def solve_time(agent: str, env: str, preset: str, num_seeds: int | None = None) 
                 "--out",
                 str(out),
                 "--quiet",
+                "--compile-cache",
+                "none",  # the time to solve includes every compile
                 *([] if num_seeds is None else ["--num-seeds", str(num_seeds)]),
             ],
             capture_output=True,
@@ -189,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         from rljax.run import xla_cpu
 
         xla_cpu.configure_script("auto" if args.devices == "auto" else 1)  # before JAX starts
+        from rljax.run import compile_cache
+
+        compile_cache.disable()  # compile times are measured: nothing loads from a cache
         row = measure(
             args.agent, args.env, args.one, args.steps, args.preset, args.seed_block, args.devices
         )

@@ -175,3 +175,36 @@ def warning_lines(prog: str, quiet: bool, fn: Any, *args: Any) -> Any:
         if not quiet:
             print(f"{prog}: warning: {w.message}", file=sys.stderr)
     return result
+
+
+COMPILE_CACHE_HELP = (
+    "keep compiled programs in DIR (JAX's persistent compilation cache): a later run of the "
+    "same config, any --seed, loads them instead of compiling again, with the same results "
+    "bit for bit; 'none' turns it off (default: $JAX_COMPILATION_CACHE_DIR if set, else "
+    "~/.cache/rljax/jax; off for a run over several processes)"
+)
+
+
+def add_compile_cache_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compile-cache", default=None, metavar="DIR", help=COMPILE_CACHE_HELP)
+
+
+def use_compile_cache(prog: str, value: str | None, multi: bool, quiet: bool) -> Any:
+    """Turn the persistent compilation cache on or off as ``--compile-cache`` says; the
+    directory in use (None: off). An unusable DIR given on the command line is a
+    :class:`UsageError`; an unusable default directory only turns the cache off (a notice)."""
+    from rljax.run import compile_cache
+
+    if value == "none" or (value is None and multi):
+        compile_cache.disable()
+        return None
+    path = compile_cache.default_dir() if value is None else value
+    try:
+        return compile_cache.enable(path)
+    except compile_cache.CacheDirError as e:
+        if value is not None:
+            raise UsageError(f"--compile-cache {value}: {e}") from None
+        compile_cache.disable()
+        if not quiet:
+            print(f"{prog}: note: compilation cache off ({e})", file=sys.stderr)
+        return None

@@ -95,6 +95,7 @@ def _parser(agents, env_names) -> argparse.ArgumentParser:
         "on CPU one device per core, at most 8)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    cli.add_compile_cache_flag(p)
     return p
 
 
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     from rljax import envs, stats
     from rljax.agents import AGENTS, ConfigError
     from rljax.agents.base import check_positive_int
-    from rljax.run import experiment, parallel, results
+    from rljax.run import compile_cache, experiment, parallel, results
 
     try:
         args = _parser(list(AGENTS), list(envs.ENVS)).parse_args(argv)
@@ -300,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"--out {out} exists and is not a sweep folder; choose another")
             if not args.overwrite:
                 raise UsageError(f"--out {out} already holds a sweep; pass --overwrite")
+        cache = cli.use_compile_cache(PROG, args.compile_cache, False, args.quiet)
     except (UsageError, ConfigError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -313,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     table = []
+    cache_counts = compile_cache.counts()
     for loop, base_cfg, configs in plans:
         runs = [c for c in configs for _ in range(args.num_seeds)]
         run_configs = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *runs)
@@ -340,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             devices=devices,
             checkpoint_every=10**9,
         )
+        result.summary["compile_cache"] = compile_cache.stats(cache, cache_counts)
+        cache_counts = compile_cache.counts()
         for i, (setting, cfg) in enumerate(zip(grid, configs, strict=True)):
             name = setting_name({**loop, **setting})
             block = range(i * args.num_seeds, (i + 1) * args.num_seeds)

@@ -147,6 +147,7 @@ def _parser(agent_name: str, preset: str = "default") -> argparse.ArgumentParser
         metavar="HOST:PORT",
         help="process 0's host and a free port, the same on every process",
     )
+    cli.add_compile_cache_flag(p)
     cli.add_config_flags(p, agent, preset)
     return p
 
@@ -311,7 +312,15 @@ def init_processes(coordinator: str, num_processes: int, process_id: int) -> Non
     jax.distributed.initialize(coordinator, num_processes, process_id)
 
 
-NOT_RUN_FLAGS = ("process_id", "out", "overwrite", "quiet", "tensorboard", "wandb")
+NOT_RUN_FLAGS = (
+    "process_id",
+    "out",
+    "overwrite",
+    "quiet",
+    "tensorboard",
+    "wandb",
+    "compile_cache",
+)
 
 
 def fingerprint(args: argparse.Namespace) -> int:
@@ -419,6 +428,7 @@ def checked_run(argv: list[str], multi: bool) -> Run:
     for flag, module in (("tensorboard", "tensorboardX"), ("wandb", "wandb")):
         if getattr(args, flag) and importlib.util.find_spec(module) is None:
             raise UsageError(f"--{flag} {trackers.TRACK_HINT}")
+    args.compile_cache = cli.use_compile_cache(PROG, args.compile_cache, multi, args.quiet)
     return Run(args, agent, config, out, primary, bridged, config.steps_per_update(spec))
 
 
@@ -504,9 +514,10 @@ def train(run: Run, multi: bool) -> int:
     """Train, evaluate and write the results folder; the exit status."""
     from rljax.io import trackers
     from rljax.io.checkpoint import CheckpointError
-    from rljax.run import experiment, results
+    from rljax.run import compile_cache, experiment, results
 
     args, out = run.args, run.out
+    cache_counts = compile_cache.counts()
     notice = cli.budget_notice(run.config.total_steps, run.steps_per_update)
     if notice and run.primary and args.resume is None:
         print(f"{PROG}: {notice}", file=sys.stderr)
@@ -548,6 +559,7 @@ def train(run: Run, multi: bool) -> int:
     if not run.primary:
         print(f"{PROG}: process {args.process_id} done; process 0 writes the results")
         return 0
+    result.summary["compile_cache"] = compile_cache.stats(args.compile_cache, cache_counts)
     results.write_json(out / "summary.json", result.summary)
     s = result.summary
     solved = "" if s["solved_count"] is None else f", solved {s['solved_count']}/{s['num_seeds']}"

@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import train  # noqa: E402
 
 TINY = ["--num-seeds", "2", "--total-steps", "2048", "--num-chunks", "2", "--quiet"]
+TINY += ["--compile-cache", "none"]  # no shared cache for processes run at once (conftest)
 TINY += ["--eval-episodes", "3"]
 TIMEOUT_S = 300
 

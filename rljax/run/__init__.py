@@ -5,7 +5,16 @@ Submodules load on first use, so ``import rljax.run`` is as light as ``import rl
 
 import importlib as _importlib
 
-_SUBMODULES = ("experiment", "gymnax", "host", "loop", "parallel", "results", "xla_cpu")
+_SUBMODULES = (
+    "compile_cache",
+    "experiment",
+    "gymnax",
+    "host",
+    "loop",
+    "parallel",
+    "results",
+    "xla_cpu",
+)
 
 
 def __getattr__(name):
