@@ -114,13 +114,13 @@ def _run_sharding(devices: int):
     return jax.NamedSharding(mesh, jax.P("runs"))
 
 
-def _timed_compile_and_run(fn, keys, sharding=None):
+def _timed_compile_and_run(fn, keys, sharding=None, compiler_options=None):
     import jax
 
     jax.config.update("jax_enable_compilation_cache", False)  # time every compile
     shardings = {} if sharding is None else dict(in_shardings=sharding, out_shardings=sharding)
     t = time.perf_counter()
-    compiled = jax.jit(fn, **shardings).lower(keys).compile()
+    compiled = jax.jit(fn, **shardings).lower(keys).compile(compiler_options)
     compile_s = time.perf_counter() - t
     t = time.perf_counter()
     out = jax.block_until_ready(compiled(keys))
@@ -253,7 +253,8 @@ def side_rljax(
     train = parallel.map_runs(
         loop.make_train(agent, config, env, env_params), parallel.default_block(), sharding
     )
-    (carry, _), compile_s, run_s = _timed_compile_and_run(train, keys, sharding)
+    options = loop.compiler_options(agent)  # as the runner compiles it
+    (carry, _), compile_s, run_s = _timed_compile_and_run(train, keys, sharding, options)
 
     act = agent.make_act(config, spec)
     params = agent.params(carry.agent)

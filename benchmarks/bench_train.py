@@ -57,7 +57,7 @@ def measure(
     shardings = {} if sharding is None else dict(in_shardings=sharding, out_shardings=sharding)
     train = jax.jit(train, **shardings)
     t = time.perf_counter()
-    compiled = train.lower(keys).compile()
+    compiled = train.lower(keys).compile(loop.compiler_options(agent))  # as the runner does
     compile_s = time.perf_counter() - t
     t = time.perf_counter()
     state, _ = compiled(keys)

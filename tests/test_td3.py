@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bitwise
 import chex
 import jax
 import jax.numpy as jnp
@@ -156,3 +157,26 @@ def test_td3_learns_pendulum():
     ev = jax.jit(jax.vmap(lambda k, p: evaluation.evaluate(k, greedy, p, ENV, ENV_PARAMS, 100)))
     returns = np.asarray(ev(keys, td3.AGENT.params(carry.agent)).mean(-1))
     assert (returns >= -200).sum() >= 7, returns
+
+
+def test_runner_compiler_options_only_for_replay_agents_on_cpu():
+    region = {"xla_cpu_copy_insertion_use_region_analysis": True}
+    for name in ("td3", "ddpg", "sac"):
+        assert loop.compiler_options(AGENTS[name], "cpu") == region, name
+        assert loop.compiler_options(AGENTS[name], "gpu") == {}, name
+    for name in ("a2c", "ppo", "reinforce", "td_actor_critic"):
+        assert loop.compiler_options(AGENTS[name], "cpu") == {}, name
+
+
+def test_runner_compiler_options_change_no_bit():
+    """Region analysis only removes copies: the same run compiled both ways is bitwise equal."""
+    config = tiny(total_steps=60)
+    keys = jax.random.split(jax.random.key(3), 2)
+    lowered = jax.jit(jax.vmap(loop.make_train(td3.AGENT, config, ENV, ENV_PARAMS))).lower(keys)
+    plain = lowered.compile(bitwise.FUSION_EMITTERS)
+    options = {**bitwise.FUSION_EMITTERS, **loop.compiler_options(td3.AGENT, "cpu")}
+    region = lowered.compile(options)
+    data = lambda x: (  # noqa: E731
+        jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+    )
+    chex.assert_trees_all_equal(jax.tree.map(data, plain(keys)), jax.tree.map(data, region(keys)))

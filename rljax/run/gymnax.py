@@ -77,7 +77,8 @@ class GymnaxRuns(results.Runs):
             self._parts[start] = key
             if key not in self._compiled:
                 fn = parallel.jit_runs(chunk, self.sharding, static_argnums=(2, 3))
-                self._compiled[key] = fn.lower(state, self.run_configs, start, length).compile()
+                lowered = fn.lower(state, self.run_configs, start, length)
+                self._compiled[key] = lowered.compile(loop.compiler_options(agent))
         finite = parallel.jit_runs(_finite_runs, self.sharding)
         self._finite = finite.lower(agent.params(state.agent)).compile()
 

@@ -84,7 +84,8 @@ class HostRuns(results.Runs):
         # every call (a replay agent's buffer is most of it). Every call replaces `state`.
         def learner(warmup: bool):
             learn = jax.vmap(loop.learn_fn(agent, config, spec, warmup))
-            return jax.jit(learn, donate_argnums=0).lower(state, shapes).compile()
+            lowered = jax.jit(learn, donate_argnums=0).lower(state, shapes)
+            return lowered.compile(loop.compiler_options(agent))
 
         self.learners = {w: learner(w) for w in phases}
 

@@ -152,6 +152,22 @@ def chunk_fn(agent: Agent, config: Any, spec: envs.EnvSpec, env, env_params, sta
     return chunk
 
 
+def compiler_options(agent: Agent, backend: str | None = None) -> dict[str, Any]:
+    """XLA options for compiling ``agent``'s training program (``Lowered.compile``).
+
+    On the CPU, a replay agent's update writes into the buffer and then samples from it.
+    XLA:CPU fuses that write into the sampling gather and then copies the whole buffer in
+    every update to keep the old one alive for it; copy insertion's region analysis drops
+    those copies. Measured on two cores, with the same results bit for bit: TD3 14% faster,
+    SAC 0-4%, DDPG and PPO unchanged, A2C 7% slower, so only replay agents use it.
+    """
+    from rljax.agents.off_policy import ReplayConfig
+
+    if (backend or jax.default_backend()) != "cpu" or not issubclass(agent.config, ReplayConfig):
+        return {}
+    return {"xla_cpu_copy_insertion_use_region_analysis": True}
+
+
 def make_train(agent: Agent, config: Any, env: Any, env_params: Any):
     """``train(key) -> (carry, metrics[num_updates])``: one run, every update, on gymnax.
 
