@@ -10,6 +10,7 @@ import re
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 from typing import Any, NoReturn
 
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
@@ -189,7 +190,7 @@ def add_compile_cache_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile-cache", default=None, metavar="DIR", help=COMPILE_CACHE_HELP)
 
 
-def use_compile_cache(prog: str, value: str | None, multi: bool, quiet: bool) -> Any:
+def use_compile_cache(prog: str, value: str | None, multi: bool, quiet: bool) -> Path | None:
     """Turn the persistent compilation cache on or off as ``--compile-cache`` says; the
     directory in use (None: off). An unusable DIR given on the command line is a
     :class:`UsageError`; an unusable default directory only turns the cache off (a notice)."""
