@@ -50,9 +50,15 @@ class GymnaxRuns(results.Runs):
         return parallel.map_runs(fn, self.block, self.sharding)
 
     def init_fn(self):
+        """The jitted ``init(keys, run_configs) -> Carry``: each device's runs in one ``vmap``.
+
+        One ``vmap`` gives every run the bits it gets alone; blocks (a ``lax.map``) round some
+        reset states differently in the last bit, so a seed would start elsewhere when more
+        seeds run beside it. Initialisation runs once, so blocks buy nothing here.
+        """
         agent, spec, env, env_params = self.agent, self.spec, self.env, self.env_params
         one = lambda k, c: loop.init_fn(agent, c, spec, env, env_params)(k)  # noqa: E731
-        init = parallel.map_runs(one, self.block, self.sharding)
+        init = parallel.map_runs(one, None, self.sharding)
         return parallel.jit_runs(init, self.sharding)
 
     def init(self) -> Any:
