@@ -160,23 +160,40 @@ def test_td3_learns_pendulum():
 
 
 def test_runner_compiler_options_only_for_replay_agents_on_cpu():
-    region = {"xla_cpu_copy_insertion_use_region_analysis": True}
+    replay = {
+        "xla_cpu_copy_insertion_use_region_analysis": True,
+        "xla_cpu_prefer_vector_width": 512,
+    }
     for name in ("td3", "ddpg", "sac"):
-        assert loop.compiler_options(AGENTS[name], "cpu") == region, name
+        assert loop.compiler_options(AGENTS[name], "cpu") == replay, name
         assert loop.compiler_options(AGENTS[name], "gpu") == {}, name
     for name in ("a2c", "ppo", "reinforce", "td_actor_critic"):
         assert loop.compiler_options(AGENTS[name], "cpu") == {}, name
 
 
-def test_runner_compiler_options_change_no_bit():
-    """Region analysis only removes copies: the same run compiled both ways is bitwise equal."""
+def _td3_run_compiled(*options: dict):
+    """A short two-seed TD3 run compiled with ``options`` (merged), its final carry."""
     config = tiny(total_steps=60)
     keys = jax.random.split(jax.random.key(3), 2)
     lowered = jax.jit(jax.vmap(loop.make_train(td3.AGENT, config, ENV, ENV_PARAMS))).lower(keys)
-    plain = lowered.compile(bitwise.FUSION_EMITTERS)
-    options = {**bitwise.FUSION_EMITTERS, **loop.compiler_options(td3.AGENT, "cpu")}
-    region = lowered.compile(options)
+    carry = lowered.compile(
+        {k: v for o in (bitwise.FUSION_EMITTERS, *options) for k, v in o.items()}
+    )(keys)
     data = lambda x: (  # noqa: E731
         jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
     )
-    chex.assert_trees_all_equal(jax.tree.map(data, plain(keys)), jax.tree.map(data, region(keys)))
+    return jax.tree.map(data, carry)
+
+
+def test_runner_region_analysis_changes_no_bit():
+    """Region analysis only removes copies: the same run compiled both ways is bitwise equal."""
+    chex.assert_trees_all_equal(_td3_run_compiled(), _td3_run_compiled(loop.REGION_ANALYSIS))
+
+
+def test_runner_wide_vectors_change_only_rounding():
+    """512-bit vectors reorder vectorised arithmetic: the same run agrees to float rounding."""
+    plain = _td3_run_compiled(loop.REGION_ANALYSIS)
+    wide = _td3_run_compiled(loop.REGION_ANALYSIS, loop.WIDE_VECTORS)
+    floats = lambda t: [x for x in jax.tree.leaves(t) if jnp.issubdtype(x.dtype, jnp.floating)]  # noqa: E731
+    for a, b in zip(floats(plain), floats(wide), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
