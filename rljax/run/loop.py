@@ -164,16 +164,16 @@ def compiler_options(agent: Agent, backend: str | None = None) -> dict[str, Any]
     * copy insertion's region analysis. A replay agent's update writes into the buffer and
       then samples from it. XLA:CPU fuses that write into the sampling gather and then copies
       the whole buffer in every update to keep the old one alive for it; region analysis
-      drops those copies. The same results bit for bit: TD3 14% faster, SAC 0-4%, DDPG and
-      PPO unchanged, A2C 7% slower.
+      drops those copies. The same results bit for bit: TD3 14% faster, SAC 0-4%, DDPG
+      unchanged.
     * 512-bit vectors where the CPU has them (XLA:CPU prefers 256 by default; a CPU without
-      AVX-512 ignores it). Their updates spend a quarter of their time in elementwise
+      AVX-512 ignores it). SAC's update spends about a third of its time in elementwise
       kernels (SiLU's exponentials, Adam), which run wider: SAC's ``rejax`` preset 6-7% faster
       on one and two devices, DDPG 3%, TD3 unchanged. It changes the rounding of vectorised
       loops, so results agree with a 256-bit build to float rounding, not bit for bit.
 
-    On-policy agents compile with XLA's defaults (with either option A2C measured no faster or
-    slower, and PPO no faster).
+    On-policy agents compile with XLA's defaults: region analysis made A2C 7% slower and PPO no
+    faster, and wide vectors left A2C and PPO as fast as before.
     """
     from rljax.agents.off_policy import ReplayConfig
 
