@@ -19,6 +19,10 @@ rejax's configs/gymnax/pendulum.yaml (sac section), i.e. rljax's ``sac`` preset 
 batch 256, lr 0.01, buffer 10k, 256 warm-up steps, polyak 0.98, 2x64 swish, normalised
 observations, 1e4 steps; a seed counts as good at a greedy mean >= -200 (``solved_count``).
 
+On a noisy machine, ``--repeats N`` runs each pair N times, alternating which library goes
+first (rejax, rljax, then rljax, rejax, ...); a ratio on equal devices is then the median of the
+pairs' ratios, and each library's reported run is its median-speed one.
+
 rejax 0.1.3 unpacks the pre-1.0 gymnax step tuple ``(obs, state, reward, done, info)``;
 gymnax 1.0 returns ``(obs, state, reward, terminated, truncated, info)``. :class:`DoneAdapter`
 below (benchmark code only) gives rejax ``done = terminated | truncated``, so rejax treats the
@@ -36,6 +40,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -363,6 +368,9 @@ def main() -> None:
         help="CPU host devices for the sharded runs: a number or 'auto' (one per core, at most "
         "8, dividing --seeds); 1 runs only the one-device pair",
     )
+    p.add_argument(
+        "--repeats", type=int, default=1, help="runs of each pair, alternating the order"
+    )
     p.add_argument("--profile", action="store_true", help="also time rljax rollouts alone")
     p.add_argument(
         "--out", type=Path, default=None, help="default: benchmarks/rejax_comparison.json (ppo), "
@@ -397,6 +405,9 @@ def main() -> None:
     else:
         print(f"--devices must be 'auto' or a number dividing --seeds, got {args.devices!r}")
         sys.exit(2)
+    if args.repeats < 1:
+        print(f"--repeats must be a positive integer, got {args.repeats}")
+        sys.exit(2)
     check = subprocess.run(
         [args.rejax_python, "-c", "import rejax, gymnax; print(rejax.__file__)"],
         capture_output=True,
@@ -409,16 +420,32 @@ def main() -> None:
         sys.exit(2)
 
     rljax_python = args.rljax_python or _rljax_python()
-    runs = {}
+    pythons = {"rejax": args.rejax_python, "rljax": rljax_python}
+    runs, pair_ratios = {}, {}
     for n in sorted({1, devices}):
-        runs[f"rejax_{n}"] = _run_side(
-            args.rejax_python, "rejax", args, n, _side_env(base_env, "rejax", n)
-        )
-        runs[f"rljax_{n}"] = _run_side(
-            rljax_python, "rljax", args, n, _side_env(base_env, "rljax", n)
-        )
+        repeats = {"rejax": [], "rljax": []}
+        for i in range(args.repeats):
+            for side in ("rejax", "rljax")[:: 1 if i % 2 == 0 else -1]:
+                env = _side_env(base_env, side, n)
+                repeats[side].append(_run_side(pythons[side], side, args, n, env))
+        pair_ratios[n] = [
+            round(b["train_steps_per_s"] / a["train_steps_per_s"], 3)
+            for a, b in zip(repeats["rejax"], repeats["rljax"], strict=True)
+        ]
+        for side, side_runs in repeats.items():
+            by_speed = sorted(side_runs, key=lambda run: run["train_steps_per_s"])
+            runs[f"{side}_{n}"] = {
+                **by_speed[(len(by_speed) - 1) // 2],  # the median (the slower of two middles)
+                "train_steps_per_s_repeats": [run["train_steps_per_s"] for run in side_runs],
+                "solved_count_repeats": [run["solved_count"] for run in side_runs],
+            }
 
     def ratio(a: str, b: str) -> float:
+        """rljax's speed over rejax's: on equal devices the median of the pairs' ratios, else
+        the ratio of the two median-speed runs."""
+        n, m = a.split("_")[1], b.split("_")[1]
+        if n == m:
+            return round(statistics.median(pair_ratios[int(n)]), 3)
         return round(runs[a]["train_steps_per_s"] / runs[b]["train_steps_per_s"], 3)
 
     env_name, rejax_config, _ = ALGOS[args.algo]
@@ -437,6 +464,8 @@ def main() -> None:
         "speed_ratio_rljax_over_rejax": ratio(f"rljax_{devices}", "rejax_1"),
         "speed_ratio_one_device": ratio("rljax_1", "rejax_1"),
         f"speed_ratio_{devices}_devices": ratio(f"rljax_{devices}", f"rejax_{devices}"),
+        "repeats": args.repeats,
+        "pair_ratios": {f"{n}_devices": r for n, r in pair_ratios.items()},
         "solved_count": {name: run["solved_count"] for name, run in runs.items()},
         "machine": {
             "platform": platform.platform(),
@@ -446,7 +475,8 @@ def main() -> None:
         "runs": runs,
     }
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k.startswith(("speed", "solved"))}))
+    keys = ("speed", "solved", "pair_ratios")
+    print(json.dumps({k: v for k, v in summary.items() if k.startswith(keys)}))
     for name, run in runs.items():
         print(
             f"{name}: {run['train_steps_per_s']} steps/s "
