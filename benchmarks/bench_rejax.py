@@ -427,7 +427,15 @@ def main() -> None:
         for i in range(args.repeats):
             for side in ("rejax", "rljax")[:: 1 if i % 2 == 0 else -1]:
                 env = _side_env(base_env, side, n)
-                repeats[side].append(_run_side(pythons[side], side, args, n, env))
+                run = _run_side(pythons[side], side, args, n, env)
+                repeats[side].append(run)
+                print(
+                    f"{side} on {n} device(s), run {i + 1}/{args.repeats}: "
+                    f"{run['train_steps_per_s']} steps/s (compile {run['compile_s']} s, "
+                    f"run {run['run_s']} s), solved {run['solved_count']}/{run['num_seeds']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         pair_ratios[n] = [
             round(b["train_steps_per_s"] / a["train_steps_per_s"], 3)
             for a, b in zip(repeats["rejax"], repeats["rljax"], strict=True)
