@@ -348,6 +348,14 @@ def _side_env(base: dict, side: str, devices: int) -> dict:
     return env
 
 
+def _describe(run: dict) -> str:
+    """One side's run in one line: speed, compile and run time, seeds solved."""
+    return (
+        f"{run['train_steps_per_s']} steps/s (compile {run['compile_s']} s, "
+        f"run {run['run_s']} s), solved {run['solved_count']}/{run['num_seeds']}"
+    )
+
+
 def _rljax_python() -> str:
     venv = ROOT / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
@@ -429,13 +437,8 @@ def main() -> None:
                 env = _side_env(base_env, side, n)
                 run = _run_side(pythons[side], side, args, n, env)
                 repeats[side].append(run)
-                print(
-                    f"{side} on {n} device(s), run {i + 1}/{args.repeats}: "
-                    f"{run['train_steps_per_s']} steps/s (compile {run['compile_s']} s, "
-                    f"run {run['run_s']} s), solved {run['solved_count']}/{run['num_seeds']}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                where = f"{side} on {n} device(s), run {i + 1}/{args.repeats}"
+                print(f"{where}: {_describe(run)}", file=sys.stderr, flush=True)
         pair_ratios[n] = [
             round(b["train_steps_per_s"] / a["train_steps_per_s"], 3)
             for a, b in zip(repeats["rejax"], repeats["rljax"], strict=True)
@@ -486,11 +489,7 @@ def main() -> None:
     keys = ("speed", "solved", "pair_ratios")
     print(json.dumps({k: v for k, v in summary.items() if k.startswith(keys)}))
     for name, run in runs.items():
-        print(
-            f"{name}: {run['train_steps_per_s']} steps/s "
-            f"(compile {run['compile_s']} s, run {run['run_s']} s), "
-            f"solved {run['solved_count']}/{run['num_seeds']}"
-        )
+        print(f"{name}: {_describe(run)}")
 
 
 if __name__ == "__main__":
